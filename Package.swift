@@ -1,0 +1,152 @@
+// swift-tools-version:6.2
+//
+// FlexCharge Outbox: a PostgreSQL outbox that a payment gateway writes into inside its own
+// transactions, and Swift workers that deliver those events to the FlexCharge API.
+//
+// The targets are the architecture, bottom to top:
+//   CLibPQ            system library: the C API of libpq (Debian `libpq-dev`)
+//   LibPQ             the PostgreSQL layer: connections on dedicated threads, pool, LISTEN, migrations
+//   FlexChargeAPI     the FlexCharge HTTP client: models, token cache, failure classification
+//   FlexChargeSandbox the sandbox simulator of the FlexCharge API (a Hummingbird application)
+//   OutboxEngine      the outbox worker: claim, lease, call, record, routing, retries
+//   OutboxCLI         `flexcharge-outbox`, the operator's tool and the worker process
+//   SandboxServer     `flexcharge-sandbox`, the simulator's command line
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "flexcharge-outbox",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "flexcharge-outbox", targets: ["OutboxCLI"]),
+        .executable(name: "flexcharge-sandbox", targets: ["SandboxServer"]),
+        .library(name: "LibPQ", targets: ["LibPQ"]),
+        .library(name: "FlexChargeAPI", targets: ["FlexChargeAPI"]),
+        .library(name: "FlexChargeSandbox", targets: ["FlexChargeSandbox"]),
+        .library(name: "OutboxEngine", targets: ["OutboxEngine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .target(
+            name: "LibPQ",
+            dependencies: [
+                "CLibPQ",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "FlexChargeAPI",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "FlexChargeSandbox",
+            dependencies: [
+                "FlexChargeAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "OutboxEngine",
+            dependencies: [
+                "LibPQ",
+                "FlexChargeAPI",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "OutboxCLI",
+            dependencies: [
+                "LibPQ",
+                "OutboxEngine",
+                "FlexChargeAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "SandboxServer",
+            dependencies: [
+                "FlexChargeSandbox",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Helpers shared by the test targets only: throwaway PostgreSQL clusters, per-test databases.
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                "LibPQ",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LibPQTests",
+            dependencies: ["LibPQ", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FlexChargeAPITests",
+            dependencies: [
+                "FlexChargeAPI",
+                "FlexChargeSandbox",
+                "TestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OutboxEngineTests",
+            dependencies: ["OutboxEngine", "LibPQ", "FlexChargeAPI", "FlexChargeSandbox", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OutboxCLITests",
+            dependencies: ["LibPQ", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

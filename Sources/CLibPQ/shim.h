@@ -1,0 +1,2 @@
+// The C API of libpq, as Debian's libpq-dev installs it.
+#include <libpq-fe.h>
