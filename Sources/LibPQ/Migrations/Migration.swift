@@ -1,0 +1,43 @@
+import Foundation
+
+/// One numbered SQL file of `migrations/`, e.g. `0003_outbox.sql` → version 3, name `outbox`.
+public struct Migration: Sendable, Equatable {
+    public let version: Int
+    public let name: String
+    public let fileName: String
+    public let sql: String
+
+    public init(version: Int, name: String, fileName: String, sql: String) {
+        self.version = version
+        self.name = name
+        self.fileName = fileName
+        self.sql = sql
+    }
+
+    /// Reads every `NNNN_name.sql` file of a folder, in version order. Refuses two files with
+    /// the same version and files whose name does not follow the pattern.
+    public static func load(directory: String) throws(PGError) -> [Migration] {
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory)
+        } catch {
+            throw PGError(.usage, "cannot read the migrations folder \(directory)")
+        }
+        var migrations: [Migration] = []
+        for fileName in names.sorted() where fileName.hasSuffix(".sql") {
+            let stem = fileName.dropLast(4)
+            guard let underscore = stem.firstIndex(of: "_"), let version = Int(stem[..<underscore]) else {
+                throw PGError(.usage, "migration file \(fileName) must be named NNNN_name.sql")
+            }
+            guard let data = FileManager.default.contents(atPath: directory + "/" + fileName),
+                let sql = String(data: data, encoding: .utf8)
+            else { throw PGError(.usage, "cannot read migration file \(fileName) as UTF-8") }
+            if let clash = migrations.first(where: { $0.version == version }) {
+                throw PGError(.usage, "migration files \(clash.fileName) and \(fileName) share version \(version)")
+            }
+            migrations.append(
+                Migration(version: version, name: String(stem[stem.index(after: underscore)...]), fileName: fileName, sql: sql))
+        }
+        return migrations.sorted { $0.version < $1.version }
+    }
+}

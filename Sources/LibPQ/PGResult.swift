@@ -1,0 +1,79 @@
+import CLibPQ
+
+/// The rows of one statement, copied out of libpq's memory (so it is `Sendable` and nothing of
+/// libpq escapes the connection's thread). Values are in PostgreSQL's text format.
+public struct PGResult: Sendable {
+    /// Column names, in order.
+    public let columns: [String]
+    /// The rows, each with one text value (or `nil` for NULL) per column.
+    public let rows: [PGRow]
+    /// The number of rows the command touched (INSERT/UPDATE/DELETE), or 0.
+    public let affectedRows: Int
+
+    init(copying result: OpaquePointer) {
+        let columnCount = Int(PQnfields(result))
+        let rowCount = Int(PQntuples(result))
+        let names = (0..<columnCount).map { String(cString: PQfname(result, Int32($0))) }
+        let index = PGRow.ColumnIndex(names: names)
+        var rows: [PGRow] = []
+        rows.reserveCapacity(rowCount)
+        for r in 0..<rowCount {
+            var values: [String?] = []
+            values.reserveCapacity(columnCount)
+            for c in 0..<columnCount {
+                if PQgetisnull(result, Int32(r), Int32(c)) == 1 {
+                    values.append(nil)
+                } else {
+                    values.append(String(cString: PQgetvalue(result, Int32(r), Int32(c))))
+                }
+            }
+            rows.append(PGRow(index: index, values: values))
+        }
+        self.columns = names
+        self.rows = rows
+        self.affectedRows = Int(String(cString: PQcmdTuples(result))) ?? 0
+    }
+
+    /// The only row, or `nil` when there is none.
+    public var first: PGRow? { rows.first }
+}
+
+/// One row of a ``PGResult``. Decode a column with ``decode(_:as:)``.
+public struct PGRow: Sendable {
+    /// Column name → position, shared by all rows of one result.
+    final class ColumnIndex: Sendable {
+        let names: [String]
+        let positions: [String: Int]
+        init(names: [String]) {
+            self.names = names
+            var positions: [String: Int] = [:]
+            for (i, name) in names.enumerated() where positions[name] == nil { positions[name] = i }
+            self.positions = positions
+        }
+    }
+
+    let index: ColumnIndex
+    /// The raw text values, `nil` for NULL.
+    public let values: [String?]
+
+    /// Decodes the named column. A NULL decodes only into an `Optional`.
+    public func decode<T: PGDecodable>(_ column: String, as type: T.Type = T.self) throws(PGError) -> T {
+        guard let position = index.positions[column] else {
+            throw PGError(.decoding, "the result has no column \"\(column)\"")
+        }
+        return try decode(position, as: type, name: column)
+    }
+
+    /// Decodes the column at `position` (0-based).
+    public func decode<T: PGDecodable>(_ position: Int, as type: T.Type = T.self) throws(PGError) -> T {
+        try decode(position, as: type, name: index.names[position])
+    }
+
+    private func decode<T: PGDecodable>(_ position: Int, as type: T.Type, name: String) throws(PGError) -> T {
+        guard let value = T.decode(pgText: values[position]) else {
+            let what = values[position] == nil ? "is NULL" : "cannot be read as \(T.self)"
+            throw PGError(.decoding, "column \"\(name)\" \(what)")
+        }
+        return value
+    }
+}

@@ -1,0 +1,71 @@
+/// One-dimensional arrays (`text[]`, `bigint[]`, `uuid[]`, ...) in PostgreSQL's array literal
+/// syntax: `{"a","b",NULL}`. Every element is quoted and escaped on the way out.
+extension Array: PGEncodable where Element: PGEncodable {
+    public var pgText: String? {
+        var literal = "{"
+        for (i, element) in enumerated() {
+            if i > 0 { literal.append(",") }
+            guard let text = element.pgText else {
+                literal.append("NULL")
+                continue
+            }
+            literal.append("\"")
+            for character in text {
+                if character == "\"" || character == "\\" { literal.append("\\") }
+                literal.append(character)
+            }
+            literal.append("\"")
+        }
+        literal.append("}")
+        return literal
+    }
+}
+
+extension Array: PGDecodable where Element: PGDecodable {
+    public static func decode(pgText: String?) -> [Element]? {
+        guard let pgText, let items = parseArrayLiteral(pgText) else { return nil }
+        var out: [Element] = []
+        out.reserveCapacity(items.count)
+        for item in items {
+            guard let value = Element.decode(pgText: item) else { return nil }
+            out.append(value)
+        }
+        return out
+    }
+}
+
+/// Splits a one-dimensional array literal into element texts (`nil` for an unquoted NULL).
+func parseArrayLiteral(_ text: String) -> [String?]? {
+    let chars = Array(text)
+    guard chars.first == "{", chars.last == "}" else { return nil }
+    var items: [String?] = []
+    var i = 1
+    let end = chars.count - 1
+    if end == 1 { return [] }
+    while i < end {
+        if chars[i] == "\"" {
+            var value = ""
+            i += 1
+            while i < end && chars[i] != "\"" {
+                if chars[i] == "\\" { i += 1 }
+                guard i < end else { return nil }
+                value.append(chars[i])
+                i += 1
+            }
+            i += 1  // closing quote
+            items.append(value)
+        } else {
+            var value = ""
+            while i < end && chars[i] != "," {
+                value.append(chars[i])
+                i += 1
+            }
+            items.append(value == "NULL" ? nil : value)
+        }
+        if i < end {
+            guard chars[i] == "," else { return nil }
+            i += 1
+        }
+    }
+    return items
+}

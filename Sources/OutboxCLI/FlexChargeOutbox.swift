@@ -1,0 +1,41 @@
+import ArgumentParser
+import Foundation
+
+/// `flexcharge-outbox`: the operator's tool and the worker process.
+@main
+struct FlexChargeOutbox: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flexcharge-outbox",
+        abstract: "Deliver a payment gateway's outbox events to FlexCharge, and operate the outbox.",
+        discussion: """
+            The gateway inserts payment events into the PostgreSQL table flexcharge.outbox inside its \
+            own transactions. Workers (`flexcharge-outbox worker`) claim them, call FlexCharge and \
+            record the outcome. Every command connects with --database-url, else DATABASE_URL, \
+            else libpq's PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE variables.
+
+            First steps:
+              export DATABASE_URL=postgresql://user:pass@127.0.0.1:5432/gateway
+              flexcharge-outbox migrate            # create or upgrade the flexcharge schema
+              flexcharge-outbox migrate --status   # what is applied, what is pending
+            """,
+        subcommands: [MigrateCommand.self]
+    )
+
+    /// Runs the command; failures print one line on stderr (no stack trace) and exit non-zero:
+    /// 2 for bad input, 1 for everything else.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let failure as CLIFailure {
+            FileHandle.standardError.write(Data("flexcharge-outbox: \(failure.message)\n".utf8))
+            Foundation.exit(failure.exitCode)
+        } catch {
+            exit(withError: error)
+        }
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import LibPQ
+
+/// An event a worker has leased: what to send, to whom, with which key.
+public struct ClaimedEvent: Sendable {
+    public enum Kind: String, Sendable {
+        case transmit, evaluate, cancel, refund
+        case externalCancel = "external_cancel"
+    }
+
+    public enum NextAction: String, Sendable {
+        /// Send the request (again, with the same idempotency key).
+        case send
+        /// Find out at FlexCharge what happened to an earlier attempt before sending anything.
+        case lookup
+    }
+
+    public let id: Int64
+    public let kind: Kind
+    public let merchantID: String
+    public let orderID: String
+    public let channel: String
+    public let origin: String?
+    public let site: String?
+    public let idempotencyKey: String
+    /// This claim's attempt number (1 for the first).
+    public let attempt: Int
+    public let createdAt: Date
+    /// When the event was first claimed: FlexCharge's idempotency window for its key starts no later.
+    public let firstClaimedAt: Date
+    public let nextAction: NextAction
+    /// `sandbox` or `production`.
+    public let environment: String
+    public let orderSessionKey: String?
+    public let amountCents: Int64?
+    /// The request body: the gateway's payload with `mid`, `orderId`, `isMIT`, `siteUrl` and (for
+    /// evaluate) `idempotencyKey` filled in by the claim query.
+    public let requestBody: String
+    /// The merchant's sealed credentials for `environment`, when configured.
+    public let credentials: SealedCredentials?
+
+    /// Lane name for metrics and logs.
+    public var lane: String {
+        switch (kind, channel) {
+        case (.evaluate, "cit"): "cit_evaluate"
+        case (.evaluate, _): "mit_evaluate"
+        case (.transmit, _): "transmit"
+        default: "follow_up"
+        }
+    }
+
+    init(row: PGRow) throws {
+        id = try row.decode("id")
+        guard let kind = Kind(rawValue: try row.decode("kind")) else { throw PGError(.decoding, "unknown event kind") }
+        self.kind = kind
+        merchantID = try row.decode("merchant_id")
+        orderID = try row.decode("order_id")
+        channel = try row.decode("channel")
+        origin = try row.decode("origin")
+        site = try row.decode("site")
+        idempotencyKey = try row.decode("idempotency_key")
+        attempt = try row.decode("attempts")
+        createdAt = try row.decode("created_at")
+        firstClaimedAt = try row.decode("first_claimed_at")
+        nextAction = NextAction(rawValue: try row.decode("next_action")) ?? .send
+        environment = try row.decode("environment")
+        orderSessionKey = try row.decode("order_session_key")
+        amountCents = try row.decode("amount_cents")
+        requestBody = try row.decode("request_body")
+        if let mid = try row.decode("mid", as: String?.self) {
+            credentials = SealedCredentials(
+                mid: mid,
+                appKey: try row.decode("app_key_sealed", as: PGBytes.self).bytes,
+                appSecret: try row.decode("app_secret_sealed", as: PGBytes.self).bytes,
+                tokenizationKey: try row.decode("tokenization_key_sealed", as: PGBytes?.self)?.bytes,
+                version: try row.decode("credentials_updated_at"))
+        } else {
+            credentials = nil
+        }
+    }
+}
+
+/// A merchant's credentials as stored: sealed, plus the row's version for caching the opened form.
+public struct SealedCredentials: Sendable {
+    public let mid: String
+    public let appKey: [UInt8]
+    public let appSecret: [UInt8]
+    public let tokenizationKey: [UInt8]?
+    public let version: Date
+}

@@ -1,0 +1,163 @@
+import Foundation
+import LibPQ
+
+/// Every statement the worker runs against the outbox. Each method is one round trip and one
+/// transaction.
+public struct OutboxStore: Sendable {
+    public init() {}
+
+    /// Claims up to `total` events (see `flexcharge.claim()` in migrations/0005_claim.sql: SKIP
+    /// LOCKED, lanes, merchant fairness, per-order order, routing). The lease is committed when
+    /// this returns, before any HTTP call.
+    ///
+    /// The request body is assembled here, by the server: defaults the gateway may leave out
+    /// (`orderId`, `isMIT`, `siteUrl`), then the gateway's payload, then what only we know (`mid`
+    /// from the credentials, the event's fixed `idempotencyKey` for evaluates).
+    public func claim(
+        on session: PGSession, worker: String, total: Int, laneCaps: [Int], lease: Duration
+    ) async throws -> [ClaimedEvent] {
+        let result = try await session.query(
+            """
+            SELECT c.id, c.kind, c.merchant_id, c.order_id, c.channel, c.origin, c.site, c.idempotency_key,
+                   c.attempts, c.created_at, c.first_claimed_at, c.next_action, c.environment,
+                   c.order_session_key, c.amount_cents, c.state,
+                   (jsonb_strip_nulls(jsonb_build_object('orderId', c.order_id, 'isMIT', c.channel = 'mit',
+                                                         'siteUrl', c.site_url))
+                    || c.payload
+                    || jsonb_strip_nulls(jsonb_build_object(
+                           'mid', mc.mid,
+                           'idempotencyKey', CASE WHEN c.kind = 'evaluate' THEN c.idempotency_key END)))::text
+                       AS request_body,
+                   mc.mid, mc.app_key_sealed, mc.app_secret_sealed, mc.tokenization_key_sealed,
+                   mc.updated_at AS credentials_updated_at
+              FROM flexcharge.claim($1, $2, $3::integer[], make_interval(secs => $4)) c
+              LEFT JOIN flexcharge.merchant_credentials mc
+                     ON mc.merchant_id = c.merchant_id AND mc.environment = c.environment
+             WHERE c.state = 'running'
+            """,
+            [worker, total, laneCaps, lease.seconds])
+        return try result.rows.map(ClaimedEvent.init(row:))
+    }
+
+    /// Writes a batch of completions in one statement (so one transaction): each event's new
+    /// state and its attempt-ledger row. An event whose lease this worker no longer holds (it
+    /// expired and another worker took it) keeps its state; its attempt is still recorded.
+    /// Returns the ids whose state was written.
+    @discardableResult
+    public func record(_ completions: [Completion], worker: String, on session: PGSession) async throws -> Set<Int64> {
+        guard !completions.isEmpty else { return [] }
+        var ids: [Int64] = [], attempts: [Int] = [], actions: [String] = [], environments: [String] = []
+        var started: [Date] = [], finished: [Date] = [], latencies: [Double] = [], statuses: [Int?] = []
+        var classes: [String?] = [], errors: [String?] = [], states: [String] = [], nextActions: [String] = []
+        var retryAt: [Date?] = [], transactionKeys: [String?] = [], sessionKeys: [String?] = []
+        var decisions: [String?] = [], fieldErrors: [String?] = []
+        for c in completions {
+            ids.append(c.eventID)
+            attempts.append(c.attempt)
+            actions.append(c.action.rawValue)
+            environments.append(c.environment)
+            started.append(c.startedAt)
+            finished.append(c.finishedAt)
+            latencies.append(c.latencyMilliseconds)
+            statuses.append(c.httpStatus)
+            classes.append(c.failureClass)
+            errors.append(c.error)
+            states.append(c.outcome.state)
+            if case .retry(let at, let action) = c.outcome {
+                retryAt.append(at)
+                nextActions.append(action.rawValue)
+            } else {
+                retryAt.append(nil)
+                nextActions.append(c.action.rawValue)
+            }
+            transactionKeys.append(c.transactionKey)
+            sessionKeys.append(c.orderSessionKey)
+            decisions.append(c.decision)
+            fieldErrors.append(c.fieldErrors)
+        }
+        let result = try await session.query(
+            """
+            WITH input AS (
+                SELECT * FROM unnest($2::bigint[], $3::integer[], $4::text[], $5::text[], $6::timestamptz[],
+                                     $7::timestamptz[], $8::float8[], $9::integer[], $10::text[], $11::text[],
+                                     $12::text[], $13::text[], $14::timestamptz[], $15::text[], $16::text[],
+                                     $17::text[], $18::jsonb[])
+                    AS t(id, attempt, action, environment, started_at, finished_at, latency_ms, http_status,
+                         failure_class, error, state, next_action, retry_at, transaction_key,
+                         order_session_key, decision, field_errors)
+            ),
+            ledger AS (
+                INSERT INTO flexcharge.attempts (event_id, attempt, action, worker, environment, started_at,
+                                                 finished_at, latency_ms, http_status, failure_class, error)
+                SELECT id, attempt, action, $1, environment, started_at, finished_at, latency_ms, http_status,
+                       failure_class, error
+                  FROM input
+            )
+            UPDATE flexcharge.outbox o
+               SET state             = i.state,
+                   next_action       = i.next_action,
+                   next_attempt_at   = coalesce(i.retry_at, o.next_attempt_at),
+                   lease_owner       = NULL,
+                   lease_expires_at  = NULL,
+                   transaction_key   = coalesce(i.transaction_key, o.transaction_key),
+                   order_session_key = coalesce(i.order_session_key, o.order_session_key),
+                   decision          = coalesce(i.decision, o.decision),
+                   last_http_status  = i.http_status,
+                   last_error_class  = i.failure_class,
+                   last_error        = i.error,
+                   field_errors      = i.field_errors,
+                   completed_at      = CASE WHEN i.state = 'pending' THEN NULL ELSE now() END,
+                   updated_at        = now()
+              FROM input i
+             WHERE o.id = i.id AND o.state = 'running' AND o.lease_owner = $1
+            RETURNING o.id
+            """,
+            [worker, ids, attempts, actions, environments, started, finished, latencies, statuses, classes, errors,
+             states, nextActions, retryAt, transactionKeys, sessionKeys, decisions, fieldErrors])
+        return Set(try result.rows.map { try $0.decode("id", as: Int64.self) })
+    }
+
+    /// Extends the leases of events still being worked on (long calls), so no other worker
+    /// reclaims them. Returns the ids whose lease this worker still held.
+    public func renewLeases(_ ids: [Int64], worker: String, lease: Duration, on session: PGSession) async throws -> Set<Int64> {
+        guard !ids.isEmpty else { return [] }
+        let result = try await session.query(
+            """
+            UPDATE flexcharge.outbox SET lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
+             WHERE id = ANY($1::bigint[]) AND state = 'running' AND lease_owner = $2
+            RETURNING id
+            """,
+            [ids, worker, lease.seconds])
+        return Set(try result.rows.map { try $0.decode("id", as: Int64.self) })
+    }
+
+    /// Gives back events claimed but never started (shutdown): pending again, the claim not
+    /// counted as an attempt.
+    public func release(_ ids: [Int64], worker: String, on session: PGSession) async throws {
+        guard !ids.isEmpty else { return }
+        try await session.execute(
+            """
+            UPDATE flexcharge.outbox
+               SET state = 'pending', attempts = greatest(attempts - 1, 0), lease_owner = NULL,
+                   lease_expires_at = NULL, next_attempt_at = now(), updated_at = now()
+             WHERE id = ANY($1::bigint[]) AND state = 'running' AND lease_owner = $2
+            """,
+            [ids, worker])
+    }
+
+    /// Returns expired leases to pending (see `flexcharge.rescue_expired_leases()`).
+    @discardableResult
+    public func rescueExpiredLeases(maxAttempts: Int, on session: PGSession) async throws -> Int {
+        try await session.query("SELECT flexcharge.rescue_expired_leases($1) AS n", [maxAttempts]).first!.decode("n")
+    }
+
+    /// Queue depth and oldest pending age per lane, for metrics.
+    public func laneDepths(on session: PGSession) async throws -> [(lane: String, depth: Int, oldestAgeSeconds: Double)] {
+        let result = try await session.query(
+            """
+            SELECT lane_name, sum(events)::bigint AS depth, coalesce(max(oldest_age_seconds), 0) AS oldest
+              FROM flexcharge.queue_health WHERE state = 'pending' GROUP BY lane_name
+            """)
+        return try result.rows.map { (try $0.decode("lane_name"), try $0.decode("depth"), try $0.decode("oldest")) }
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+
+/// A PostgreSQL cluster of its own, started with `scripts/pg-cluster.sh` in a temporary folder:
+/// loopback only, owned by a non-root user, stopped when this process exits.
+public final class ThrowawayCluster: Sendable {
+    public let directory: String
+    public let port: Int
+    /// The `flexcharge` database of the cluster, as a libpq URL.
+    public let url: String
+
+    /// Creates and starts a cluster on a free port.
+    public static func start(name: String = "cluster") async throws -> ThrowawayCluster {
+        let directory = NSTemporaryDirectory() + "flexcharge-\(name)-\(UUID().uuidString.prefix(8))"
+        let port = try freeTCPPort()
+        let output = try await runScript(["start", directory, String(port), String(getpid())])
+        guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("DATABASE_URL=") }) else {
+            throw TestSupportError("pg-cluster.sh printed no DATABASE_URL: \(output)")
+        }
+        return ThrowawayCluster(directory: directory, port: port, url: String(line.dropFirst("DATABASE_URL=".count)))
+    }
+
+    private init(directory: String, port: Int, url: String) {
+        self.directory = directory
+        self.port = port
+        self.url = url
+    }
+
+    /// Restarts the server: every client connection is closed by the server.
+    public func restart() async throws { _ = try await Self.runScript(["restart", directory]) }
+
+    public func stop() async throws { _ = try await Self.runScript(["stop", directory]) }
+
+    static func runScript(_ arguments: [String]) async throws -> String {
+        try await runProcess("/bin/bash", [PackagePaths.root + "/scripts/pg-cluster.sh"] + arguments)
+    }
+}
+
+/// Asks the kernel for a free TCP port on 127.0.0.1.
+public func freeTCPPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestSupportError("socket() failed") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    }
+    guard bound == 0 else { throw TestSupportError("bind() failed") }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Runs a program to completion; throws with its output when it fails.
+@discardableResult
+public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) async throws -> String {
+    let result = await try ChildProcess(executable, arguments, environment: environment).wait()
+    guard result.status == 0 else {
+        throw TestSupportError("\(executable) \(arguments.joined(separator: " ")) exited \(result.status): \(result.stdout)\(result.stderr)")
+    }
+    return result.stdout
+}
+
+public struct TestSupportError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
