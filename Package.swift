@@ -20,7 +20,7 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "flexcharge-outbox",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "flexcharge-outbox", targets: ["OutboxCLI"]),
         .executable(name: "flexcharge-sandbox", targets: ["SandboxServer"]),

@@ -1,0 +1,60 @@
+import FlexChargeAPI
+import Foundation
+
+/// How a worker process behaves. Every field has a default that suits production.
+public struct WorkerConfiguration: Sendable {
+    /// Identifies this worker in leases and the attempt ledger (`host:pid:random`).
+    public var workerID: String
+    /// HTTP calls in flight at most.
+    public var concurrency: Int
+    /// Events claimed per claim call at most.
+    public var batchSize: Int
+    /// Slots only CIT evaluates may use, so a backlog of other work never fills every slot
+    /// while a shopper waits.
+    public var reservedForCIT: Int
+    /// How long a claim is leased. Renewed while a call is still running.
+    public var lease: Duration
+    /// How often the queue is polled when no NOTIFY arrives (retries that come due, lost NOTIFYs).
+    public var pollInterval: Duration
+    /// Retry timing and the attempt limit.
+    public var backoff: Backoff
+    /// FlexCharge keeps an idempotency key for this long; an evaluate is never re-sent after it.
+    public var idempotencyWindow: Duration
+    /// On SIGTERM: how long in-flight calls may take to finish before they are cancelled.
+    public var drainGracePeriod: Duration
+    /// Where `sandbox` and `production` events go.
+    public var environments: [FlexChargeEnvironment.Name: FlexChargeEnvironment]
+    /// Connect and request timeouts of FlexCharge calls.
+    public var client: FlexChargeClientConfiguration
+
+    public init(
+        workerID: String = WorkerConfiguration.defaultWorkerID(),
+        concurrency: Int = 64,
+        batchSize: Int = 64,
+        reservedForCIT: Int = 4,
+        lease: Duration = .seconds(60),
+        pollInterval: Duration = .seconds(1),
+        backoff: Backoff = Backoff(),
+        idempotencyWindow: Duration = .seconds(24 * 3600),
+        drainGracePeriod: Duration = .seconds(20),
+        environments: [FlexChargeEnvironment.Name: FlexChargeEnvironment] = [.sandbox: .sandbox, .production: .production],
+        client: FlexChargeClientConfiguration = .init()
+    ) {
+        self.workerID = workerID
+        self.concurrency = concurrency
+        self.batchSize = batchSize
+        self.reservedForCIT = min(reservedForCIT, max(concurrency - 1, 0))
+        self.lease = lease
+        self.pollInterval = pollInterval
+        self.backoff = backoff
+        self.idempotencyWindow = idempotencyWindow
+        self.drainGracePeriod = drainGracePeriod
+        self.environments = environments
+        self.client = client
+    }
+
+    /// `hostname:pid:xxxxxx`.
+    public static func defaultWorkerID() -> String {
+        "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UUID().uuidString.prefix(6).lowercased())"
+    }
+}
