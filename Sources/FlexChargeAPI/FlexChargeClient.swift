@@ -27,7 +27,7 @@ public final class FlexChargeClient: Sendable {
     let logger: Logger
 
     /// Creates a client that shares `httpClient` (its pool and connect timeout); the caller shuts it down.
-    public init(
+    public convenience init(
         environment: FlexChargeEnvironment,
         httpClient: HTTPClient,
         configuration: FlexChargeClientConfiguration = .init(),

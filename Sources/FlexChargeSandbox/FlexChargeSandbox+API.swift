@@ -1,5 +1,6 @@
 import FlexChargeAPI
 import Foundation
+import Synchronization
 
 /// The behaviour of each API route (HTTP-free: request in, reply out).
 extension FlexChargeSandbox {

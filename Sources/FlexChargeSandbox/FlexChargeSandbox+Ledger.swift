@@ -1,3 +1,4 @@
+import Synchronization
 extension FlexChargeSandbox {
     /// Appends one received request to the ledger.
     func record(_ route: APIRoute, reply: SandboxReply?, httpStatus: Int, processed: Bool, fault: FaultRule.Kind?) {

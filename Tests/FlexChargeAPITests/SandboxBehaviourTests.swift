@@ -122,10 +122,8 @@ import Testing
             let expiry = Date().addingTimeInterval(14 * 86400)
             let answer = try await h.client.evaluate(
                 h.evaluateRequest(orderId: "MIT-F", card: "4000300011112220", isMIT: true, expiry: expiry), credentials: h.credentials)
-            var request = URLRequest(url: URL(string: h.running.controlURL + "orders/\(answer.body.orderId!)/complete")!)
-            request.httpMethod = "POST"
-            let (_, response) = try await URLSession.shared.data(for: request)
-            #expect((response as? HTTPURLResponse)?.statusCode == 200)
+            #expect(try await h.rawStatus("POST", "_sandbox/orders/\(answer.body.orderId!)/complete") == 200)
+            #expect(try await h.rawStatus("POST", "_sandbox/orders/\(answer.body.orderId!)/complete") == 409)
             #expect(h.sandbox.ledger().chargeCount(merchantOrderId: "MIT-F") == 1)
         }
     }
@@ -230,10 +228,8 @@ import Testing
     @Test func missingOrMalformedBearerIs401() async throws {
         try await SandboxHarness.with { h in
             for header in [nil, "Bearer not-a-token", "Basic abc"] as [String?] {
-                var request = URLRequest(url: URL(string: "http://127.0.0.1:\(h.running.port)/v1/orders")!)
-                request.setValue(header, forHTTPHeaderField: "Authorization")
-                let (_, response) = try await URLSession.shared.data(for: request)
-                #expect((response as? HTTPURLResponse)?.statusCode == 401)
+                let status = try await h.rawStatus("GET", "v1/orders", authorization: header)
+                #expect(status == 401)
             }
         }
     }

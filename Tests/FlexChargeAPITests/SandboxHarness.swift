@@ -2,6 +2,9 @@ import FlexChargeAPI
 import FlexChargeSandbox
 import Foundation
 import Logging
+import AsyncHTTPClient
+import NIOHTTP1
+import NIOCore
 
 /// A sandbox served on an ephemeral loopback port plus a client pointed at it.
 struct SandboxHarness {
@@ -77,5 +80,17 @@ func flexChargeError(_ body: () async throws -> Void) async -> FlexChargeError? 
         return error
     } catch {
         return nil
+    }
+}
+
+extension SandboxHarness {
+    /// A plain HTTP call to the sandbox (control API, or API calls the client would never make); returns the status.
+    func rawStatus(_ method: String, _ path: String, authorization: String? = nil) async throws -> Int {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(running.port)/\(path)")
+        request.method = HTTPMethod(rawValue: method)
+        if let authorization { request.headers.add(name: "Authorization", value: authorization) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+        _ = try await response.body.collect(upTo: 1 << 20)
+        return Int(response.status.code)
     }
 }
