@@ -1,0 +1,237 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// The FlexCharge API client, bound to one ``FlexChargeEnvironment``.
+///
+/// It caches one bearer token per ``MerchantCredentials`` (single flight, renewed shortly before expiry, renewed
+/// once and the call retried once on a 401), classifies every failure as a ``FlexChargeError``, and returns each
+/// success with its HTTP status, latency and raw body. It never retries anything else on its own.
+///
+/// ```swift
+/// let client = FlexChargeClient(environment: .local(port: 8080))
+/// let answer = try await client.evaluate(body: storedJSON, credentials: credentials)
+/// print(answer.body.status, answer.httpStatus, answer.latency)
+/// try await client.shutdown()
+/// ```
+public final class FlexChargeClient: Sendable {
+    /// The deployment every call goes to.
+    public let environment: FlexChargeEnvironment
+    /// Timeouts and token policy.
+    public let configuration: FlexChargeClientConfiguration
+    let httpClient: HTTPClient
+    private let ownsHTTPClient: Bool
+    let tokens: AccessTokenCache
+    let logger: Logger
+
+    /// Creates a client that shares `httpClient` (its pool and connect timeout); the caller shuts it down.
+    public convenience init(
+        environment: FlexChargeEnvironment,
+        httpClient: HTTPClient,
+        configuration: FlexChargeClientConfiguration = .init(),
+        logger: Logger = Logger(label: "FlexChargeAPI")
+    ) {
+        self.init(environment: environment, httpClient: httpClient, owns: false, configuration: configuration, logger: logger)
+    }
+
+    /// Creates a client with its own pooled `HTTPClient`; call ``shutdown()`` when done.
+    public convenience init(
+        environment: FlexChargeEnvironment,
+        configuration: FlexChargeClientConfiguration = .init(),
+        logger: Logger = Logger(label: "FlexChargeAPI")
+    ) {
+        var httpConfiguration = HTTPClient.Configuration()
+        httpConfiguration.timeout = .init(connect: .init(configuration.connectTimeout), read: .init(configuration.requestTimeout))
+        httpConfiguration.connectionPool = .init(idleTimeout: .seconds(60),
+                                                 concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.maximumConnectionsPerHost)
+        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration,
+                                    backgroundActivityLogger: HTTPExchange.silentLogger)
+        self.init(environment: environment, httpClient: httpClient, owns: true, configuration: configuration, logger: logger)
+    }
+
+    private init(environment: FlexChargeEnvironment, httpClient: HTTPClient, owns: Bool,
+                 configuration: FlexChargeClientConfiguration, logger: Logger) {
+        self.environment = environment
+        self.httpClient = httpClient
+        self.ownsHTTPClient = owns
+        self.configuration = configuration
+        self.tokens = AccessTokenCache(renewalMargin: configuration.tokenRenewalMargin)
+        self.logger = logger
+    }
+
+    /// Shuts down the owned `HTTPClient` (does nothing for an injected one).
+    public func shutdown() async throws {
+        if ownsHTTPClient { try await httpClient.shutdown() }
+    }
+
+    // MARK: Calls
+
+    /// `POST /transmit` with a raw JSON object body (sent unchanged).
+    public func transmit(body: [UInt8], credentials: MerchantCredentials) async throws -> FlexChargeResponse<TransmitResponse> {
+        try await call(.POST, "transmit", body: body, credentials: credentials)
+    }
+
+    /// `POST /transmit` with a typed request.
+    public func transmit(_ request: TransmitRequest, credentials: MerchantCredentials) async throws -> FlexChargeResponse<TransmitResponse> {
+        try await transmit(body: Self.encode(request), credentials: credentials)
+    }
+
+    /// `POST /evaluate` with a raw JSON object body (sent unchanged; it must carry `mid` and `idempotencyKey`).
+    public func evaluate(body: [UInt8], credentials: MerchantCredentials) async throws -> FlexChargeResponse<EvaluateResponse> {
+        try await call(.POST, "evaluate", body: body, credentials: credentials)
+    }
+
+    /// `POST /evaluate` with a typed request.
+    public func evaluate(_ request: EvaluateRequest, credentials: MerchantCredentials) async throws -> FlexChargeResponse<EvaluateResponse> {
+        try await evaluate(body: Self.encode(request), credentials: credentials)
+    }
+
+    /// `POST /tokenize?mid=&environment=` with the merchant's tokenization key (no bearer token needed).
+    public func tokenize(card: CardToTokenize, credentials: MerchantCredentials) async throws -> FlexChargeResponse<TokenizeResponse> {
+        guard let key = credentials.tokenizationKey else {
+            throw FlexChargeError(failureClass: .permanent, route: "POST /tokenize", message: "credentials carry no tokenization key")
+        }
+        return try await call(.POST, "tokenize", query: [("mid", credentials.mid), ("environment", key)],
+                              body: Self.encode(card.requestBody), credentials: credentials, authorized: false)
+    }
+
+    /// `POST /outcome` (deprecated by FlexCharge; prefer ``order(id:credentials:)``).
+    public func outcome(orderSessionKey: String, credentials: MerchantCredentials) async throws -> FlexChargeResponse<OutcomeResponse> {
+        try await call(.POST, "outcome", body: Self.encode(["orderSessionKey": orderSessionKey]), credentials: credentials)
+    }
+
+    /// `GET /orders/{id}`.
+    public func order(id: String, credentials: MerchantCredentials) async throws -> FlexChargeResponse<Order> {
+        try await call(.GET, "orders/{id}", id: id, credentials: credentials)
+    }
+
+    /// `GET /orders` (paged; filters from/to/mid/status/pageSize/pageNumber).
+    public func orders(query: OrdersQuery, credentials: MerchantCredentials) async throws -> FlexChargeResponse<OrdersPage> {
+        try await call(.GET, "orders", query: query.queryItems, credentials: credentials)
+    }
+
+    /// `POST /orders/{id}/cancel`; an `idempotencyKey` gives a 24 h replay window.
+    public func cancel(orderId: String, idempotencyKey: String? = nil, credentials: MerchantCredentials) async throws -> FlexChargeResponse<OperationResponse> {
+        try await call(.POST, "orders/{id}/cancel", id: orderId, body: Self.encode(["idempotencyKey": idempotencyKey]),
+                       credentials: credentials)
+    }
+
+    /// `POST /orders/{external-order-id}/external-cancel`: cancel by your own order id.
+    public func externalCancel(externalOrderId: String, idempotencyKey: String? = nil, credentials: MerchantCredentials) async throws -> FlexChargeResponse<OperationResponse> {
+        try await call(.POST, "orders/{id}/external-cancel", id: externalOrderId,
+                       body: Self.encode(["idempotencyKey": idempotencyKey]), credentials: credentials)
+    }
+
+    /// `POST /orders/{id}/refund`; `amountCents` is sent as exact decimal dollars (`1234` → `12.34`).
+    public func refund(orderId: String, amountCents: Int, message: String? = nil, credentials: MerchantCredentials) async throws -> FlexChargeResponse<RefundResponse> {
+        var json = "{\"amountToRefund\":\(DollarAmount.jsonNumber(cents: amountCents))"
+        if let message { json += ",\"refundMessage\":" + String(decoding: Self.encode(message), as: UTF8.self) }
+        return try await call(.POST, "orders/{id}/refund", id: orderId, body: Array((json + "}").utf8), credentials: credentials)
+    }
+
+    /// `POST /capture` for an order in `CAPTUREREQUIRED`.
+    public func capture(_ request: CaptureRequest, credentials: MerchantCredentials) async throws -> FlexChargeResponse<OperationResponse> {
+        try await call(.POST, "capture", body: Self.encode(request), credentials: credentials)
+    }
+
+    // MARK: Plumbing
+
+    /// Performs one API call: token, exchange, one renewal on 401, decoding and classification.
+    private func call<Body: Decodable & Sendable>(
+        _ method: HTTPMethod, _ pathTemplate: String, id: String? = nil, query: [(String, String)] = [],
+        body: [UInt8]? = nil, credentials: MerchantCredentials, authorized: Bool = true
+    ) async throws -> FlexChargeResponse<Body> {
+        let route = "\(method.rawValue) /\(pathTemplate)"
+        var exchange = HTTPExchange(method: method, url: url(pathTemplate, id: id, query: query), route: route,
+                                    headers: Self.jsonHeaders(hasBody: body != nil), body: body)
+        var renewed = false
+        var reply: HTTPExchange.Reply
+        if authorized {
+            var token = try await accessToken(for: credentials)
+            exchange.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(token.value)")
+            reply = try await exchange.perform(on: httpClient, timeout: configuration.requestTimeout)
+            if reply.status == 401 {
+                await tokens.invalidate(token, for: credentials)
+                token = try await accessToken(for: credentials)
+                renewed = true
+                exchange.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(token.value)")
+                reply = try await exchange.perform(on: httpClient, timeout: configuration.requestTimeout)
+            }
+        } else {
+            reply = try await exchange.perform(on: httpClient, timeout: configuration.requestTimeout)
+        }
+        logger.debug("FlexCharge call", metadata: [
+            "route": "\(route)", "mid": "\(credentials.mid)", "status": "\(reply.status)",
+            "latency_ms": "\(reply.latency.components.seconds * 1000 + reply.latency.components.attoseconds / 1_000_000_000_000_000)",
+            "renewed_token": "\(renewed)",
+        ])
+        return try Self.decode(reply, route: route, renewedToken: renewed)
+    }
+
+    /// A valid token for `credentials` from the cache, or from `POST /oauth2/token`.
+    private func accessToken(for credentials: MerchantCredentials) async throws -> AccessTokenCache.Token {
+        try await tokens.token(for: credentials) { [self] in
+            let request = AccessTokenRequest(AppKey: credentials.appKey, AppSecret: credentials.appSecret)
+            let answer: FlexChargeResponse<AccessTokenResponse> = try await call(
+                .POST, "oauth2/token", body: Self.encode(request), credentials: credentials, authorized: false)
+            logger.debug("FlexCharge token obtained", metadata: ["mid": "\(credentials.mid)"])
+            return .init(value: answer.body.accessToken, expires: Date(timeIntervalSince1970: Double(answer.body.expires) / 1000))
+        }
+    }
+
+    /// The absolute URL for a path template with its `{id}` filled in (percent-encoded) and query items.
+    private func url(_ template: String, id: String?, query: [(String, String)]) -> String {
+        var path = template
+        if let id {
+            var allowed = CharacterSet.urlPathAllowed
+            allowed.remove("/")
+            path = path.replacingOccurrences(of: "{id}", with: id.addingPercentEncoding(withAllowedCharacters: allowed) ?? id)
+        }
+        guard !query.isEmpty else { return environment.url(path) }
+        var components = URLComponents()
+        components.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) }
+        let encodedQuery = (components.percentEncodedQuery ?? "").replacingOccurrences(of: "+", with: "%2B")
+        return environment.url(path) + "?" + encodedQuery
+    }
+
+    /// Decodes a 2xx reply or throws the classified error for any other status.
+    static func decode<Body: Decodable & Sendable>(_ reply: HTTPExchange.Reply, route: String, renewedToken: Bool) throws -> FlexChargeResponse<Body> {
+        guard (200..<300).contains(reply.status) else {
+            let parsed = ErrorBody(reply.body)
+            var message = parsed.message ?? "HTTP \(reply.status)"
+            var failureClass = FlexChargeError.classify(httpStatus: reply.status, message: message)
+            if reply.status == 401 {
+                message = renewedToken ? "unauthorized after one token renewal" : "unauthorized"
+            } else if route == "POST /oauth2/token", reply.status == 400 {
+                message = "bad credentials"
+                failureClass = .permanent
+            }
+            throw FlexChargeError(
+                failureClass: failureClass, route: route, httpStatus: reply.status,
+                retryAfter: RetryAfter.parse(reply.headers.first(name: "Retry-After")),
+                fieldErrors: parsed.fieldErrors, message: message, latency: reply.latency, responseBody: reply.body)
+        }
+        let bytes = reply.body.isEmpty ? Array("{}".utf8) : reply.body
+        do {
+            let body = try FlexChargeJSON.decoder().decode(Body.self, from: Data(bytes))
+            return FlexChargeResponse(body: body, httpStatus: reply.status, latency: reply.latency, rawBody: reply.body,
+                                      renewedToken: renewedToken)
+        } catch {
+            throw FlexChargeError(failureClass: .ambiguous, route: route, httpStatus: reply.status,
+                                  message: "malformed response body", latency: reply.latency, responseBody: reply.body)
+        }
+    }
+
+    private static func jsonHeaders(hasBody: Bool) -> HTTPHeaders {
+        var headers: HTTPHeaders = ["Accept": "application/json", "User-Agent": "flexcharge-outbox"]
+        if hasBody { headers.add(name: "Content-Type", value: "application/json") }
+        return headers
+    }
+
+    private static func encode(_ value: some Encodable) -> [UInt8] {
+        // Encoding plain model values cannot fail.
+        Array((try? FlexChargeJSON.encoder().encode(value)) ?? Data("{}".utf8))
+    }
+}

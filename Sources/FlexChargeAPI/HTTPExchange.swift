@@ -1,0 +1,112 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// One HTTP request/response exchange with FlexCharge, classified at the transport level.
+///
+/// It uses AsyncHTTPClient's delegate API so it knows whether the request had been completely written when a
+/// failure happened: a failure before that point is retryable; after it, FlexCharge may have acted (ambiguous),
+/// except for a TCP reset that arrives before any response byte, which the project treats as retryable.
+struct HTTPExchange: Sendable {
+    /// A completed exchange: a response head and the full body.
+    struct Reply: Sendable {
+        var status: Int
+        var headers: HTTPHeaders
+        var body: [UInt8]
+        var latency: Duration
+    }
+
+    var method: HTTPMethod
+    var url: String
+    /// Route label for errors and logs; never contains query values.
+    var route: String
+    var headers: HTTPHeaders
+    var body: [UInt8]?
+
+    /// Sends the request and waits for the full response or a classified ``FlexChargeError``.
+    func perform(on httpClient: HTTPClient, timeout: Duration) async throws -> Reply {
+        let started = ContinuousClock.now
+        let request: HTTPClient.Request
+        do {
+            request = try HTTPClient.Request(url: url, method: method, headers: headers, body: body.map { .bytes($0) })
+        } catch {
+            throw FlexChargeError(failureClass: .permanent, route: route, message: "invalid request URL")
+        }
+        let delegate = CollectingDelegate()
+        let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.components.seconds * 1_000_000_000
+            + timeout.components.attoseconds / 1_000_000_000))
+        let task = httpClient.execute(request: request, delegate: delegate, deadline: deadline, logger: Self.silentLogger)
+        do {
+            let reply = try await task.futureResult.get()
+            return Reply(status: reply.status, headers: reply.headers, body: reply.body,
+                         latency: ContinuousClock.now - started)
+        } catch {
+            throw classify(error, progress: delegate.progress, latency: ContinuousClock.now - started)
+        }
+    }
+
+    /// Turns a transport error into a ``FlexChargeError`` using how far the exchange got.
+    private func classify(_ error: any Error, progress: CollectingDelegate.Progress, latency: Duration) -> FlexChargeError {
+        let kind = String(describing: error)
+        if progress.receivedHead {
+            return FlexChargeError(failureClass: .ambiguous, route: route, httpStatus: progress.status,
+                                   message: "response cut off (\(kind))", latency: latency)
+        }
+        if !progress.sentRequest || Self.isConnectionReset(error) {
+            return FlexChargeError(failureClass: .retryable, route: route,
+                                   message: "no response, request not processed (\(kind))", latency: latency)
+        }
+        return FlexChargeError(failureClass: .ambiguous, route: route,
+                               message: "request sent, no response (\(kind))", latency: latency)
+    }
+
+    /// Whether the peer reset the connection (TCP RST) rather than closing it or timing out.
+    private static func isConnectionReset(_ error: any Error) -> Bool {
+        if let ioError = error as? IOError { return ioError.errnoCode == ECONNRESET }
+        return false
+    }
+
+    /// AsyncHTTPClient's own logs may print request URLs (which carry the tokenization key on `/tokenize`),
+    /// so it gets a logger that drops everything.
+    static let silentLogger = Logger(label: "FlexChargeAPI.http", factory: { _ in SwiftLogNoOpLogHandler() })
+}
+
+/// Collects the response and records how far the exchange got.
+private final class CollectingDelegate: HTTPClientResponseDelegate, Sendable {
+    struct Progress: Sendable {
+        var sentRequest = false
+        var receivedHead = false
+        var status: Int?
+        var headers = HTTPHeaders()
+        var body: [UInt8] = []
+    }
+
+    let state = Mutex(Progress())
+
+    var progress: Progress { state.withLock { $0 } }
+
+    func didSendRequest(task: HTTPClient.Task<HTTPExchange.Reply>) {
+        state.withLock { $0.sentRequest = true }
+    }
+
+    func didReceiveHead(task: HTTPClient.Task<HTTPExchange.Reply>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+        state.withLock {
+            $0.receivedHead = true
+            $0.status = Int(head.status.code)
+            $0.headers = head.headers
+        }
+        return task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func didReceiveBodyPart(task: HTTPClient.Task<HTTPExchange.Reply>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
+        state.withLock { $0.body.append(contentsOf: buffer.readableBytesView) }
+        return task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func didFinishRequest(task: HTTPClient.Task<HTTPExchange.Reply>) throws -> HTTPExchange.Reply {
+        state.withLock { .init(status: $0.status ?? 0, headers: $0.headers, body: $0.body, latency: .zero) }
+    }
+}

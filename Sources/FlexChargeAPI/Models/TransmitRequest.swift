@@ -1,0 +1,33 @@
+/// The body of `POST /transmit`: a copy of a processed PSP transaction.
+public struct TransmitRequest: Codable, Sendable, Hashable {
+    public var mid: String?
+    public var orderId: String
+    public var isDeclined: Bool
+    public var isMIT: Bool
+    public var isRecurring: Bool?
+    public var orderSource: String?
+    public var transaction: TransactionDetails
+    public var payer: Payer
+    public var paymentMethod: PaymentMethodDetails
+    public var billingInformation: Address?
+    public var subscription: SubscriptionDetails?
+
+    /// Creates a transmit request.
+    public init(
+        mid: String? = nil, orderId: String, isDeclined: Bool, isMIT: Bool = false, transaction: TransactionDetails,
+        payer: Payer, paymentMethod: PaymentMethodDetails, billingInformation: Address? = nil,
+        isRecurring: Bool? = nil, orderSource: String? = nil, subscription: SubscriptionDetails? = nil
+    ) {
+        self.mid = mid
+        self.orderId = orderId
+        self.isDeclined = isDeclined
+        self.isMIT = isMIT
+        self.transaction = transaction
+        self.payer = payer
+        self.paymentMethod = paymentMethod
+        self.billingInformation = billingInformation
+        self.isRecurring = isRecurring
+        self.orderSource = orderSource
+        self.subscription = subscription
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+
+/// An order held by the sandbox.
+struct SandboxOrder: Sendable {
+    /// `GET /orders/{id}` status codes.
+    enum Status: Int, Sendable {
+        case draft = 0, onHold, cancelled, problem, processing, captureRequired, returned, completed
+
+        /// The upper-case `statusName`.
+        var name: String {
+            switch self {
+            case .draft: "DRAFT"
+            case .onHold: "ONHOLD"
+            case .cancelled: "CANCELLED"
+            case .problem: "PROBLEM"
+            case .processing: "PROCESSING"
+            case .captureRequired: "CAPTUREREQUIRED"
+            case .returned: "RETURNED"
+            case .completed: "COMPLETED"
+            }
+        }
+    }
+
+    var id: String
+    var mid: String
+    var merchantOrderId: String
+    var amountCents: Int
+    var currency: String
+    var isMIT: Bool
+    var status: Status
+    /// What `/evaluate` and `/outcome` report: APPROVED, DECLINED, CHALLENGE, SUBMITTED, CAPTUREREQUIRED,
+    /// EXPIRED, CANCELLED.
+    var decision: String
+    var createdAt: Date
+    var expiryDate: Date?
+    /// When a pending managed MIT order completes on its own (`nil`: it waits for expiry).
+    var completesAt: Date?
+    var email: String?
+    var refundedCents = 0
+    var charged = false
+
+    /// Short confirmation reference derived from the id (as in webhooks and `/outcome`).
+    var confirmationId: String { String(id.replacingOccurrences(of: "-", with: "").prefix(8)).uppercased() }
+
+    /// Whether `/cancel` is allowed: MIT in Draft/Processing/CAPTUREREQUIRED, CIT in CAPTUREREQUIRED.
+    var isCancellable: Bool {
+        isMIT ? [.draft, .processing, .captureRequired].contains(status) : status == .captureRequired
+    }
+
+    /// The `/outcome` status.
+    var outcome: String {
+        switch decision {
+        case "CHALLENGE": "PROCESSING"
+        case "CAPTUREREQUIRED": status == .completed ? "APPROVED" : "PROCESSING"
+        default: decision
+        }
+    }
+
+    /// The JSON object of `GET /orders/{id}`.
+    func json(iso: (Date) -> String) -> [String: Any] {
+        [
+            "id": id, "correlationId": id, "referenceNumber": merchantOrderId, "status": status.rawValue,
+            "statusName": status.name, "mid": mid, "amount": amountCents, "currencyCode": currency,
+            "currencySymbol": "$", "orderPlacedDate": iso(createdAt),
+            "expiryDate": expiryDate.map(iso) ?? NSNull(), "email": email ?? NSNull(),
+            "refundedAmount": refundedCents, "isMIT": isMIT,
+        ]
+    }
+}

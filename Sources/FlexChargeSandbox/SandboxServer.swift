@@ -1,0 +1,94 @@
+import FlexChargeAPI
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// Serves a ``FlexChargeSandbox`` over HTTP with Hummingbird: the FlexCharge API under `/v1/` plus the
+/// `/_sandbox/` control API.
+public enum SandboxServer {
+    /// The Hummingbird application for `sandbox`, bound to its configured host and port.
+    public static func application(
+        for sandbox: FlexChargeSandbox,
+        logger: Logger,
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let router = Router(context: SandboxRequestContext.self)
+        APIRoutes(sandbox: sandbox).register(on: router)
+        ControlRoutes(sandbox: sandbox).register(on: router)
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(sandbox.configuration.host, port: sandbox.configuration.port),
+                                 serverName: "Kestrel"),
+            onServerRunning: onServerRunning,
+            logger: logger)
+    }
+
+    /// Starts `sandbox` in-process (use port `0` in its configuration for a free port) and returns once it listens.
+    ///
+    /// ```swift
+    /// let running = try await SandboxServer.start(FlexChargeSandbox(configuration: .init(port: 0)))
+    /// let client = FlexChargeClient(environment: running.environment)
+    /// ...
+    /// await running.stop()
+    /// ```
+    public static func start(_ sandbox: FlexChargeSandbox, logger: Logger = Logger(label: "FlexChargeSandbox")) async throws -> RunningSandbox {
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let app = application(for: sandbox, logger: logger) { channel in
+            continuation.yield(channel.localAddress?.port ?? 0)
+            continuation.finish()
+        }
+        let server = Task {
+            do { try await app.run() } catch { continuation.finish() }
+        }
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                sandbox.advanceClock(by: .zero)
+            }
+        }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next(), port > 0 else {
+            ticker.cancel()
+            server.cancel()
+            throw SandboxStartError()
+        }
+        return RunningSandbox(sandbox: sandbox, host: sandbox.configuration.host, port: port, tasks: [server, ticker])
+    }
+}
+
+/// The sandbox could not bind its address.
+public struct SandboxStartError: Error, CustomStringConvertible {
+    public var description: String { "the sandbox server did not start (address in use?)" }
+}
+
+/// A sandbox served in-process; ``stop()`` shuts it down.
+public final class RunningSandbox: Sendable {
+    /// The simulator state, for direct test control.
+    public let sandbox: FlexChargeSandbox
+    /// The bound host.
+    public let host: String
+    /// The bound port.
+    public let port: Int
+    private let tasks: [Task<Void, Never>]
+
+    init(sandbox: FlexChargeSandbox, host: String, port: Int, tasks: [Task<Void, Never>]) {
+        self.sandbox = sandbox
+        self.host = host
+        self.port = port
+        self.tasks = tasks
+    }
+
+    /// A client environment pointing at this server (`http://host:port/v1/`).
+    public var environment: FlexChargeEnvironment { .local(host: host, port: port) }
+
+    /// The URL of the control API root, `http://host:port/_sandbox/`.
+    public var controlURL: String { "http://\(host):\(port)/_sandbox/" }
+
+    /// Stops serving and waits for the server to finish.
+    public func stop() async {
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
+    }
+}

@@ -1,0 +1,247 @@
+import FlexChargeAPI
+import FlexChargeSandbox
+import Foundation
+import Testing
+
+/// The simulator's documented behaviour: validation, decisions, idempotency, orders, refunds and cancels.
+@Suite struct SandboxBehaviourTests {
+    /// Each required `/evaluate` field: removing it gives 400 with the documented field and message.
+    @Test(arguments: [
+        ("orderId", "OrderId", "Merchant's orderId is required"),
+        ("idempotencyKey", "IdempotencyKey", "The IdempotencyKey field is required."),
+        ("isDeclined", "IsDeclined", "The IsDeclined field is required."),
+        ("transaction.id", "Transaction.Id", "The Id field is required."),
+        ("transaction.responseCode", "Transaction.ResponseCode", "The ResponseCode field is required."),
+        ("transaction.avsResultCode", "Transaction.AvsResultCode", "The AvsResultCode field is required."),
+        ("transaction.cvvResultCode", "Transaction.CvvResultCode", "The CvvResultCode field is required."),
+        ("transaction.cavvResultCode", "Transaction.CavvResultCode", "The CavvResultCode field is required."),
+        ("transaction.responseCodeSource", "Transaction.ResponseCodeSource", "The ResponseCodeSource field is required."),
+        ("payer", "Payer", "The Payer field is required."),
+        ("paymentMethod", "PaymentMethod", "The PaymentMethod field is required."),
+        ("billingInformation", "BillingInformation", "The BillingInformation field is required."),
+    ])
+    func evaluateRequiredField(path: String, field: String, message: String) async throws {
+        try await SandboxHarness.with { h in
+            let body = try h.evaluateBody(h.evaluateRequest()) { object in Self.remove(path, from: &object) }
+            let error = try #require(await flexChargeError { _ = try await h.client.evaluate(body: body, credentials: h.credentials) })
+            #expect(error.httpStatus == 400)
+            #expect(error.fieldErrors[field] == [message])
+            #expect(h.sandbox.ledger().charges.isEmpty)
+        }
+    }
+
+    /// Each required `/transmit` field.
+    @Test(arguments: [("orderId", "OrderId"), ("isDeclined", "IsDeclined"), ("isMIT", "IsMIT"), ("transaction", "Transaction"),
+                      ("payer", "Payer"), ("paymentMethod", "PaymentMethod")])
+    func transmitRequiredField(path: String, field: String) async throws {
+        try await SandboxHarness.with { h in
+            let evaluate = h.evaluateRequest()
+            let request = TransmitRequest(orderId: "T", isDeclined: true, transaction: evaluate.transaction, payer: evaluate.payer,
+                                          paymentMethod: PaymentMethodDetails(cardLast4Digits: "1111"))
+            var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(request)) as! [String: Any]
+            Self.remove(path, from: &object)
+            let body = Array(try JSONSerialization.data(withJSONObject: object))
+            let error = try #require(await flexChargeError { _ = try await h.client.transmit(body: body, credentials: h.credentials) })
+            #expect(error.httpStatus == 400)
+            #expect(error.fieldErrors[field] != nil)
+        }
+    }
+
+    @Test(arguments: [5, 10, 20000, 25000])
+    func sandboxAmountRule(amount: Int) async throws {
+        try await SandboxHarness.with { h in
+            let error = try #require(await flexChargeError {
+                _ = try await h.client.evaluate(h.evaluateRequest(amount: amount), credentials: h.credentials)
+            })
+            #expect(error.fieldErrors["Transaction.Amount"] != nil)
+        }
+    }
+
+    @Test func invalidExpiryAndCountryCode() async throws {
+        try await SandboxHarness.with { h in
+            let past = h.evaluateRequest(isMIT: true, expiry: Date().addingTimeInterval(-60))
+            let error = try #require(await flexChargeError { _ = try await h.client.evaluate(past, credentials: h.credentials) })
+            #expect(error.fieldErrors["ExpiryDateUtc"] == ["The field ExpiryDateUtc is invalid."])
+            var badCountry = h.evaluateRequest()
+            badCountry.billingInformation.countryCode = "USA"
+            let countryError = try #require(await flexChargeError { _ = try await h.client.evaluate(badCountry, credentials: h.credentials) })
+            #expect(countryError.fieldErrors["BillingInformation.CountryCode"] != nil)
+        }
+    }
+
+    /// The documented CIT decision rules.
+    @Test(arguments: [
+        ("4111111111111111", "shopper@example.com", "+1 555", 1550, nil, "CHALLENGE"),
+        ("4111111111111111", "shopper@example.com", nil, 1550, nil, "DECLINED"),
+        ("4000002760003184", "shopper@example.com", nil, 1550, nil, "APPROVED"),
+        ("4000300011112220", "shopper@example.com", nil, 1500, nil, "DECLINED"),
+        ("5555555555554444", "please-approve@example.com", nil, 1555, nil, "APPROVED"),
+        ("5555555555554444", "shopper@example.com", nil, 1500, nil, "APPROVED"),
+        ("5555555555554444", "shopper@example.com", nil, 1555, nil, "DECLINED"),
+        ("4000002760003184", "shopper@example.com", nil, 1550, "AUTHORIZATION", "CAPTUREREQUIRED"),
+    ] as [(String, String, String?, Int, String?, String)])
+    func citDecision(card: String, email: String, phone: String?, amount: Int, type: String?, expected: String) async throws {
+        try await SandboxHarness.with { h in
+            let request = h.evaluateRequest(orderId: "DEC", amount: amount, card: card, email: email, phone: phone, transactionType: type)
+            let answer = try await h.client.evaluate(request, credentials: h.credentials)
+            #expect(answer.body.status == expected)
+            #expect(h.sandbox.ledger().chargeCount(merchantOrderId: "DEC") == (expected == "APPROVED" ? 1 : 0))
+        }
+    }
+
+    @Test func citWithNewKeyForSameOrderChargesTwice() async throws {
+        try await SandboxHarness.with { h in
+            _ = try await h.client.evaluate(h.evaluateRequest(orderId: "DUP"), credentials: h.credentials)
+            _ = try await h.client.evaluate(h.evaluateRequest(orderId: "DUP"), credentials: h.credentials)
+            #expect(h.sandbox.ledger().chargeCount(merchantOrderId: "DUP") == 2)
+        }
+    }
+
+    @Test func managedMITSubmittedThenCompletedOrExpiredByClock() async throws {
+        try await SandboxHarness.with { h in
+            let expiry = Date().addingTimeInterval(14 * 86400)
+            let approved = try await h.client.evaluate(h.evaluateRequest(orderId: "MIT-OK", isMIT: true, expiry: expiry), credentials: h.credentials)
+            let declined = try await h.client.evaluate(
+                h.evaluateRequest(orderId: "MIT-NO", card: "4000300011112220", isMIT: true, expiry: expiry), credentials: h.credentials)
+            #expect(approved.body.status == "SUBMITTED")
+            let again = try await h.client.evaluate(h.evaluateRequest(orderId: "MIT-OK", isMIT: true, expiry: expiry), credentials: h.credentials)
+            #expect(again.body.status == "SUBMITTED")
+            #expect(again.body.orderSessionKey == approved.body.orderSessionKey)
+            h.sandbox.advanceClock(by: .seconds(3601))
+            #expect(h.sandbox.ledger().chargeCount(merchantOrderId: "MIT-OK") == 1)
+            #expect(try await h.client.order(id: approved.body.orderId!, credentials: h.credentials).body.status == 7)
+            #expect(try await h.client.outcome(orderSessionKey: declined.body.orderId!, credentials: h.credentials).body.status == "SUBMITTED")
+            h.sandbox.advanceClock(by: .seconds(15 * 86400))
+            #expect(try await h.client.outcome(orderSessionKey: declined.body.orderId!, credentials: h.credentials).body.status == "EXPIRED")
+            #expect(h.sandbox.ledger().chargeCount(merchantOrderId: "MIT-NO") == 0)
+        }
+    }
+
+    @Test func forcedCompletionOverControlAPI() async throws {
+        try await SandboxHarness.with { h in
+            let expiry = Date().addingTimeInterval(14 * 86400)
+            let answer = try await h.client.evaluate(
+                h.evaluateRequest(orderId: "MIT-F", card: "4000300011112220", isMIT: true, expiry: expiry), credentials: h.credentials)
+            #expect(try await h.rawStatus("POST", "_sandbox/orders/\(answer.body.orderId!)/complete") == 200)
+            #expect(try await h.rawStatus("POST", "_sandbox/orders/\(answer.body.orderId!)/complete") == 409)
+            #expect(h.sandbox.ledger().chargeCount(merchantOrderId: "MIT-F") == 1)
+        }
+    }
+
+    @Test func syncMITReturnsCurrentStateForSameOrderId() async throws {
+        try await SandboxHarness.with { h in
+            var request = h.evaluateRequest(orderId: "SYNC-1", isMIT: true)
+            request.mid = h.syncCredentials.mid
+            let first = try await h.client.evaluate(request, credentials: h.syncCredentials)
+            request.idempotencyKey = UUID().uuidString
+            let second = try await h.client.evaluate(request, credentials: h.syncCredentials)
+            #expect(first.body.status == "APPROVED")
+            #expect(second.body.orderSessionKey == first.body.orderSessionKey)
+            #expect(h.sandbox.ledger().chargeCount(merchantOrderId: "SYNC-1") == 1)
+        }
+    }
+
+    @Test func idempotentReplayIsByteEqualAndDifferentBodyConflicts() async throws {
+        try await SandboxHarness.with { h in
+            let request = h.evaluateRequest(orderId: "IDEM")
+            let first = try await h.client.evaluate(request, credentials: h.credentials)
+            let replay = try await h.client.evaluate(request, credentials: h.credentials)
+            #expect(replay.rawBody == first.rawBody)
+            #expect(h.sandbox.ledger().chargeCount(merchantOrderId: "IDEM") == 1)
+            var changed = request
+            changed.transaction.amount += 100
+            let error = try #require(await flexChargeError { _ = try await h.client.evaluate(changed, credentials: h.credentials) })
+            #expect(error.httpStatus == 409)
+            #expect(error.failureClass == .permanent)
+        }
+    }
+
+    @Test func concurrentDuplicateIsInProgressConflict() async throws {
+        try await SandboxHarness.with(configure: {
+            $0.faults = [FaultRule(route: "POST /evaluate", kind: .latency, latencyMilliseconds: 400, count: 1)]
+        }) { h in
+            _ = try await h.client.orders(query: .init(), credentials: h.credentials)
+            let request = h.evaluateRequest(orderId: "CONC")
+            async let first = h.client.evaluate(request, credentials: h.credentials)
+            try await Task.sleep(for: .milliseconds(100))
+            let error = try #require(await flexChargeError { _ = try await h.client.evaluate(request, credentials: h.credentials) })
+            #expect(error.httpStatus == 409)
+            #expect(error.failureClass == .retryable)
+            #expect(try await first.body.status == "APPROVED")
+            #expect(h.sandbox.ledger().chargeCount(merchantOrderId: "CONC") == 1)
+        }
+    }
+
+    @Test func idempotencyKeyExpiresAfter24Hours() async throws {
+        try await SandboxHarness.with { h in
+            let request = h.evaluateRequest(orderId: "EXP")
+            let first = try await h.client.evaluate(request, credentials: h.credentials)
+            h.sandbox.advanceClock(by: .seconds(24 * 3600 + 1))
+            let later = try await h.client.evaluate(request, credentials: h.credentials)
+            #expect(later.body.orderSessionKey != first.body.orderSessionKey)
+            #expect(h.sandbox.ledger().chargeCount(merchantOrderId: "EXP") == 2)
+        }
+    }
+
+    @Test func refundAboveRefundableFailsWith2001() async throws {
+        try await SandboxHarness.with { h in
+            let answer = try await h.client.evaluate(h.evaluateRequest(amount: 1500), credentials: h.credentials)
+            let id = try #require(answer.body.orderId)
+            let tooMuch = try await h.client.refund(orderId: id, amountCents: 1501, credentials: h.credentials)
+            #expect(tooMuch.httpStatus == 200)
+            #expect(tooMuch.body.success == false)
+            #expect(tooMuch.body.status == "FAILED")
+            #expect(tooMuch.body.responseCode == "2001")
+            #expect(tooMuch.body.responseMessage == "Amount to refund (15.01) is greater than maximum refund amount in (15.00))")
+            #expect(try await h.client.refund(orderId: id, amountCents: 1500, credentials: h.credentials).body.status == "SUCCESS")
+            #expect(try await h.client.refund(orderId: id, amountCents: 1, credentials: h.credentials).body.responseCode == "2001")
+            #expect(try await h.client.order(id: id, credentials: h.credentials).body.statusName == "RETURNED")
+        }
+    }
+
+    @Test func cancelInNonCancellableStateIs400() async throws {
+        try await SandboxHarness.with { h in
+            let approved = try await h.client.evaluate(h.evaluateRequest(), credentials: h.credentials)
+            let error = try #require(await flexChargeError {
+                _ = try await h.client.cancel(orderId: approved.body.orderId!, credentials: h.credentials)
+            })
+            #expect(error.httpStatus == 400)
+            #expect(error.message == "Order cannot be cancelled in status COMPLETED")
+            let missing = try #require(await flexChargeError { _ = try await h.client.cancel(orderId: "nope", credentials: h.credentials) })
+            #expect(missing.httpStatus == 404)
+        }
+    }
+
+    @Test func tokenizeRejectsNonWhitelistedCardAndUnknownKey() async throws {
+        try await SandboxHarness.with { h in
+            let real = CardToTokenize(firstName: "A", lastName: "B", number: "5105105105105100", month: "03", year: "2030")
+            let error = try #require(await flexChargeError { _ = try await h.client.tokenize(card: real, credentials: h.credentials) })
+            #expect(error.fieldErrors["CreditCard.Number"] != nil)
+            var wrongKey = h.credentials
+            wrongKey.tokenizationKey = "other"
+            let card = CardToTokenize(firstName: "A", lastName: "B", number: "4111111111111111", month: "3", year: "2030")
+            let keyError = try #require(await flexChargeError { _ = try await h.client.tokenize(card: card, credentials: wrongKey) })
+            #expect(keyError.httpStatus == 400)
+        }
+    }
+
+    @Test func missingOrMalformedBearerIs401() async throws {
+        try await SandboxHarness.with { h in
+            for header in [nil, "Bearer not-a-token", "Basic abc"] as [String?] {
+                let status = try await h.rawStatus("GET", "v1/orders", authorization: header)
+                #expect(status == 401)
+            }
+        }
+    }
+
+    /// Removes a dotted path from a JSON object.
+    static func remove(_ path: String, from object: inout [String: Any]) {
+        let parts = path.split(separator: ".").map(String.init)
+        if parts.count == 1 {
+            object[parts[0]] = nil
+        } else if var inner = object[parts[0]] as? [String: Any] {
+            inner[parts[1]] = nil
+            object[parts[0]] = inner
+        }
+    }
+}
