@@ -1,3 +1,4 @@
+import Foundation
 import Metrics
 
 /// The worker's metrics, through swift-metrics (the CLI bootstraps Prometheus). Labels are

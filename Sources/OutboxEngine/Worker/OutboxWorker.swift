@@ -3,6 +3,7 @@ import FlexChargeAPI
 import Foundation
 import LibPQ
 import Logging
+import NIOCore
 import ServiceLifecycle
 import Synchronization
 
@@ -150,7 +151,8 @@ public final class OutboxWorker: Service, Sendable {
                 await wake.wait(timeout: .milliseconds(100))
             }
             if await inFlight.count > 0 {
-                logger.warning("grace period over; cancelling calls still in flight", metadata: ["in_flight": "\(await inFlight.count)"])
+                let remaining = await inFlight.count
+                logger.warning("grace period over; cancelling calls still in flight", metadata: ["in_flight": "\(remaining)"])
                 calls.cancelAll()
             }
         }

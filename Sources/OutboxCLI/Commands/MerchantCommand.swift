@@ -1,0 +1,256 @@
+import ArgumentParser
+import Foundation
+import LibPQ
+import OutboxEngine
+
+/// `flexcharge-outbox merchant ...`: enrol merchants and switch their channels.
+struct MerchantCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merchant",
+        abstract: "Enrol merchants, switch CIT website / CIT call center / MIT, store credentials.",
+        discussion: """
+            Each channel is off, sandbox or production, so MIT can be live while CIT is still in \
+            sandbox, or call-center orders off while websites are live. A site (website or campaign) \
+            can override any switch. Changes apply to events claimed after them, and every change is \
+            recorded in flexcharge.merchant_audit (see `merchant history`).
+
+            Examples:
+              flexcharge-outbox merchant add shoes-r-us --cit-website sandbox --mit production
+              flexcharge-outbox merchant set shoes-r-us --cit-call-center off
+              flexcharge-outbox merchant set shoes-r-us --site https://promo.shoes.example --cit-website production
+              printf 'app_key=...\\napp_secret=...\\ntokenization_key=...\\n' | \\
+                flexcharge-outbox merchant credentials shoes-r-us --environment sandbox --mid 5f1c...
+              flexcharge-outbox merchant show shoes-r-us
+            """,
+        subcommands: [Add.self, Set.self, Credentials.self, Show.self, List.self, History.self]
+    )
+}
+
+/// Options naming who makes a change (for the audit trail).
+struct ActorOption: ParsableArguments {
+    @Option(help: "Who makes the change, for the audit trail (default: the OS user).")
+    var actor: String?
+
+    var name: String { actor ?? ProcessInfo.processInfo.environment["USER"] ?? NSUserName() }
+}
+
+/// The three switches as options.
+struct SwitchOptions: ParsableArguments {
+    @Option(help: "CIT orders placed on a website: off, sandbox or production (inherit: for --site, use the merchant's).")
+    var citWebsite: String?
+
+    @Option(help: "CIT orders keyed in by a call center: off, sandbox or production (or inherit with --site).")
+    var citCallCenter: String?
+
+    @Option(help: "Merchant-initiated transactions: off, sandbox or production (or inherit with --site).")
+    var mit: String?
+
+    /// The switches given; `.some(nil)` is "inherit" (sites only).
+    func values(allowInherit: Bool) throws -> [Channel: ChannelSwitch?] {
+        var values: [Channel: ChannelSwitch?] = [:]
+        for (channel, text, option) in [(Channel.citWebsite, citWebsite, "--cit-website"), (.citCallCenter, citCallCenter, "--cit-call-center"), (.mit, mit, "--mit")] {
+            guard let text else { continue }
+            if allowInherit && text == "inherit" {
+                values[channel] = .some(nil)
+            } else if let value = ChannelSwitch(rawValue: text) {
+                values[channel] = value
+            } else {
+                throw CLIFailure.badInput("\(option) must be off, sandbox or production\(allowInherit ? " (or inherit)" : ""), not \(text)")
+            }
+        }
+        return values
+    }
+}
+
+extension MerchantCommand {
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Enrol a merchant (every channel off unless given).",
+            discussion: "Example: flexcharge-outbox merchant add shoes-r-us --name 'Shoes R Us' --cit-website sandbox")
+
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var actor: ActorOption
+        @OptionGroup var switches: SwitchOptions
+        @Argument(help: "The gateway's merchant id (outbox.merchant_id).") var merchantID: String
+        @Option(help: "A display name.") var name: String?
+
+        func run() async throws {
+            let values = try switches.values(allowInherit: false).compactMapValues { $0 }
+            try await database.withSession { session in
+                try await merchantCall { try await MerchantStore(session: session, actor: actor.name).add(merchantID, name: name, switches: values) }
+                print("merchant \(merchantID) added")
+            }
+        }
+    }
+
+    struct Set: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a merchant's switches, or a site's overrides with --site.",
+            discussion: """
+                Examples:
+                  flexcharge-outbox merchant set shoes-r-us --mit production
+                  flexcharge-outbox merchant set shoes-r-us --site shoes.example --cit-website off
+                  flexcharge-outbox merchant set shoes-r-us --site shoes.example --cit-website inherit
+                """)
+
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var actor: ActorOption
+        @OptionGroup var switches: SwitchOptions
+        @Argument(help: "The merchant id.") var merchantID: String
+        @Option(help: "A site (the events' site_url, else descriptor) whose overrides to change.") var site: String?
+        @Option(help: "A display name.") var name: String?
+
+        func run() async throws {
+            let values = try switches.values(allowInherit: site != nil)
+            guard !values.isEmpty || name != nil else {
+                throw CLIFailure.badInput("nothing to change: give --cit-website, --cit-call-center, --mit or --name")
+            }
+            try await database.withSession { session in
+                try await merchantCall {
+                    try await MerchantStore(session: session, actor: actor.name).set(merchantID, site: site, name: name, switches: values)
+                }
+                print("merchant \(merchantID) updated")
+            }
+        }
+    }
+
+    struct Credentials: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Store a merchant's FlexCharge credentials for one environment (secrets from stdin or a file).",
+            discussion: """
+                Secrets are read as key=value lines (app_key, app_secret, tokenization_key, webhook_key) \
+                from --secrets-file or stdin, never from the command line, and stored sealed with \
+                FLEXCHARGE_CREDENTIALS_KEY. They are never printed back.
+
+                Example:
+                  flexcharge-outbox merchant credentials shoes-r-us --environment production \\
+                    --mid 5f1c2b4e-8d3a-4f5b-9c7e-2a1d0e9f8b76 --secrets-file /run/secrets/shoes-r-us
+                """)
+
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var actor: ActorOption
+        @Argument(help: "The merchant id.") var merchantID: String
+        @Option(help: "sandbox or production.") var environment: String
+        @Option(help: "The merchant's FlexCharge MID (GUID; not secret).") var mid: String
+        @Option(help: "File with the secrets (default: read stdin).") var secretsFile: String?
+
+        func run() async throws {
+            guard ["sandbox", "production"].contains(environment) else {
+                throw CLIFailure.badInput("--environment must be sandbox or production, not \(environment)")
+            }
+            guard UUID(uuidString: mid) != nil else { throw CLIFailure.badInput("--mid must be a GUID (FlexCharge's merchant id)") }
+            let text: String
+            if let secretsFile {
+                guard let data = FileManager.default.contents(atPath: secretsFile) else {
+                    throw CLIFailure.badInput("cannot read --secrets-file \(secretsFile)")
+                }
+                text = String(decoding: data, as: UTF8.self)
+            } else {
+                text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            }
+            let secrets: MerchantSecrets
+            let sealer: CredentialSealer
+            do {
+                secrets = try MerchantSecrets.parse(text)
+                sealer = try CredentialSealer.fromEnvironment()
+            } catch {
+                throw CLIFailure.badInput(error.description)
+            }
+            try await database.withSession { session in
+                try await merchantCall {
+                    try await MerchantStore(session: session, actor: actor.name).setCredentials(
+                        merchantID, environment: environment, mid: mid, secrets: secrets, sealer: sealer)
+                }
+                print("\(environment) credentials of merchant \(merchantID) stored (sealed with key \(sealer.keyID))")
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a merchant's switches, site overrides and credentials (secrets masked).",
+            discussion: "Example: flexcharge-outbox merchant show shoes-r-us --json")
+
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The merchant id.") var merchantID: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await database.withSession { session in
+                guard let settings = try await MerchantStore(session: session, actor: "").settings(merchantID) else {
+                    throw CLIFailure.badInput("unknown merchant \(merchantID)")
+                }
+                if json {
+                    print(try jsonText(settings))
+                    return
+                }
+                print("merchant     \(settings.merchantID)\(settings.name.map { " (\($0))" } ?? "")")
+                for channel in Channel.allCases {
+                    print("  \(channel.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0)) \(settings.switches[channel]?.rawValue ?? "off")")
+                }
+                for (site, overrides) in settings.sites.sorted(by: { $0.key < $1.key }) {
+                    let text = Channel.allCases.map { "\($0.rawValue)=\(overrides[$0]?.rawValue ?? "inherit")" }.joined(separator: " ")
+                    print("  site \(site): \(text)")
+                }
+                for (environment, mid) in settings.credentials.sorted(by: { $0.key < $1.key }) {
+                    print("  credentials \(environment): mid \(mid), app key ****, app secret ****")
+                }
+                if settings.credentials.isEmpty { print("  credentials: none") }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List merchants and their switches.", discussion: "Example: flexcharge-outbox merchant list")
+
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            try await database.withSession { session in
+                let merchants = try await MerchantStore(session: session, actor: "").list()
+                print("merchant                         cit_website  cit_call_center  mit")
+                for m in merchants {
+                    print("\(m.merchantID.padding(toLength: 32, withPad: " ", startingAt: 0)) \((m.switches[.citWebsite]?.rawValue ?? "off").padding(toLength: 12, withPad: " ", startingAt: 0)) \((m.switches[.citCallCenter]?.rawValue ?? "off").padding(toLength: 16, withPad: " ", startingAt: 0)) \(m.switches[.mit]?.rawValue ?? "off")")
+                }
+            }
+        }
+    }
+
+    struct History: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the audit trail of a merchant: when, who, what, old → new.",
+            discussion: "Example: flexcharge-outbox merchant history shoes-r-us")
+
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The merchant id.") var merchantID: String
+
+        func run() async throws {
+            try await database.withSession { session in
+                let store = MerchantStore(session: session, actor: "")
+                guard try await store.settings(merchantID) != nil else { throw CLIFailure.badInput("unknown merchant \(merchantID)") }
+                let formatter = ISO8601DateFormatter()
+                for entry in try await store.history(merchantID) {
+                    print("\(formatter.string(from: entry.at))  \(entry.actor)  \(entry.action)  \(entry.field): \(entry.old ?? "-") → \(entry.new ?? "-")")
+                }
+            }
+        }
+    }
+}
+
+/// Turns a ``MerchantError`` into exit status 2 (bad input: unknown or duplicate merchant).
+func merchantCall(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as MerchantError {
+        throw CLIFailure.badInput(error.description)
+    }
+}
+
+/// Pretty, stable JSON for `--json` outputs.
+func jsonText<T: Encodable>(_ value: T) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.dateEncodingStrategy = .iso8601
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
+}

@@ -1,0 +1,141 @@
+import ArgumentParser
+import FlexChargeAPI
+import Foundation
+import LibPQ
+import Logging
+import Metrics
+import OutboxEngine
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
+
+/// `flexcharge-outbox worker`: the long-running process.
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Claim outbox events, call FlexCharge, record the outcomes (runs until SIGTERM).",
+        discussion: """
+            Run as many workers as you like, on as many machines: they share the work through row \
+            locks and leases. A worker woken by NOTIFY picks up a CIT evaluate at once; a backlog of \
+            transmits never takes the slots kept for CIT (--reserved-cit-slots). SIGTERM or SIGINT \
+            stops claiming, lets calls in flight finish for --grace-seconds, records every outcome \
+            and exits 0.
+
+            Merchant secrets are stored sealed; the worker opens them with the key in \
+            FLEXCHARGE_CREDENTIALS_KEY (base64 of 32 bytes) or the file FLEXCHARGE_CREDENTIALS_KEY_FILE.
+
+            Examples:
+              flexcharge-outbox worker
+              flexcharge-outbox worker --concurrency 128 --http-port 9090
+              flexcharge-outbox worker --sandbox-url http://127.0.0.1:8080/v1/ --log-level debug
+            """
+    )
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(help: "HTTP calls in flight at most.")
+    var concurrency = 64
+
+    @Option(help: "Events claimed per claim at most.")
+    var batchSize = 64
+
+    @Option(help: "Slots kept for CIT evaluates (a shopper is waiting).")
+    var reservedCitSlots = 4
+
+    @Option(help: "Lease length in seconds; leases of long calls are renewed.")
+    var leaseSeconds = 60.0
+
+    @Option(help: "Poll the queue this often when no NOTIFY arrives (milliseconds).")
+    var pollIntervalMs = 1000
+
+    @Option(help: "First retry delay ceiling in milliseconds (exponential backoff with full jitter).")
+    var backoffBaseMs = 500
+
+    @Option(help: "Longest retry delay in seconds.")
+    var backoffCapSeconds = 300.0
+
+    @Option(help: "Attempts before an event is dead.")
+    var maxAttempts = 12
+
+    @Option(help: "FlexCharge's idempotency window in hours: an evaluate is never re-sent after it.")
+    var idempotencyWindowHours = 24.0
+
+    @Option(help: "Seconds in-flight calls may take to finish after SIGTERM.")
+    var graceSeconds = 20.0
+
+    @Option(help: "FlexCharge connect timeout in seconds.")
+    var connectTimeoutSeconds = 5.0
+
+    @Option(help: "FlexCharge request timeout in seconds (a timeout after sending is ambiguous).")
+    var requestTimeoutSeconds = 30.0
+
+    @Option(help: "Base URL of FlexCharge's sandbox.")
+    var sandboxUrl = FlexChargeEnvironment.sandbox.baseURL
+
+    @Option(help: "Base URL of FlexCharge's production API.")
+    var productionUrl = FlexChargeEnvironment.production.baseURL
+
+    @Option(help: "Port of /healthz, /readyz and /metrics (0 to disable).")
+    var httpPort = 9090
+
+    @Option(help: "Address the health port binds to.")
+    var httpHost = "0.0.0.0"
+
+    @Option(help: "Identifies this worker in leases and the attempt ledger (default host:pid:random).")
+    var workerId: String?
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .info
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = logLevel
+            return handler
+        }
+        let logger = Logger(label: "flexcharge.worker")
+        let sealer: CredentialSealer
+        do {
+            sealer = try CredentialSealer.fromEnvironment()
+        } catch {
+            throw CLIFailure.badInput(error.description)
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+
+        // Fail fast, with one line, when the database cannot be reached at all.
+        await (try database.connect()).close()
+
+        let configuration = WorkerConfiguration(
+            workerID: workerId ?? WorkerConfiguration.defaultWorkerID(),
+            concurrency: concurrency, batchSize: batchSize, reservedForCIT: reservedCitSlots,
+            lease: .milliseconds(Int64(leaseSeconds * 1000)), pollInterval: .milliseconds(pollIntervalMs),
+            backoff: Backoff(base: .milliseconds(backoffBaseMs), cap: .milliseconds(Int64(backoffCapSeconds * 1000)),
+                             maxAttempts: maxAttempts),
+            idempotencyWindow: .milliseconds(Int64(idempotencyWindowHours * 3_600_000)),
+            drainGracePeriod: .milliseconds(Int64(graceSeconds * 1000)),
+            environments: [
+                .sandbox: FlexChargeEnvironment(name: .sandbox, baseURL: sandboxUrl),
+                .production: FlexChargeEnvironment(name: .production, baseURL: productionUrl),
+            ],
+            client: FlexChargeClientConfiguration(
+                connectTimeout: .milliseconds(Int64(connectTimeoutSeconds * 1000)),
+                requestTimeout: .milliseconds(Int64(requestTimeoutSeconds * 1000))))
+        let health = WorkerHealth()
+        let worker = OutboxWorker(
+            configuration: configuration, database: database.configuration, sealer: sealer, health: health, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)
+        ]
+        if httpPort > 0 {
+            services.append(.init(service: HealthServer.application(
+                host: httpHost, port: httpPort, health: health, registry: registry,
+                logger: Logger(label: "flexcharge.http"))))
+        }
+        let group = ServiceGroup(configuration: .init(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
