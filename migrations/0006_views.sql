@@ -56,7 +56,7 @@ SELECT lane,
        count(*)                                                      AS events,
        min(created_at)                                               AS oldest_created_at,
        extract(epoch FROM now() - min(created_at))::double precision AS oldest_age_seconds,
-       count(*) FILTER (WHERE attempts > 0)                          AS retrying,
+       count(*) FILTER (WHERE state = 'pending' AND attempts > 0)    AS retrying,
        count(*) FILTER (WHERE next_action = 'lookup')                AS awaiting_lookup
   FROM flexcharge.outbox
  WHERE state IN ('pending', 'running', 'awaiting_outcome', 'dead')
