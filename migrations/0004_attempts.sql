@@ -9,8 +9,8 @@ CREATE TABLE flexcharge.attempts (
     id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     event_id       bigint NOT NULL,            -- flexcharge.outbox.id (no FK: the ledger outlives pruning)
     attempt        integer NOT NULL,           -- the event's attempts counter when this call was made
-    action         text NOT NULL,              -- send | lookup | lease_expired
-    worker         text NOT NULL,              -- lease owner: host:pid:uuid
+    action         text NOT NULL,              -- send | lookup | lease_expired | operator_retry | operator_skip
+    worker         text NOT NULL,              -- lease owner (host:pid:uuid), or the operator
     environment    text,                       -- sandbox | production
     started_at     timestamptz NOT NULL,
     finished_at    timestamptz NOT NULL,
@@ -18,7 +18,7 @@ CREATE TABLE flexcharge.attempts (
     http_status    integer,                    -- NULL when no response arrived
     failure_class  text,                       -- NULL on success; retryable | permanent | ambiguous | config | lease_expired
     error          text,                       -- a readable reason; never card data or secrets
-    CONSTRAINT attempts_action_valid CHECK (action IN ('send', 'lookup', 'lease_expired'))
+    CONSTRAINT attempts_action_valid CHECK (action IN ('send', 'lookup', 'lease_expired', 'operator_retry', 'operator_skip'))
 ) WITH (autovacuum_vacuum_insert_scale_factor = 0.05);
 
 COMMENT ON TABLE flexcharge.attempts IS

@@ -56,6 +56,9 @@ public struct PGRow: Sendable {
     /// The raw text values, `nil` for NULL.
     public let values: [String?]
 
+    /// The column names, in order.
+    public var columnNames: [String] { index.names }
+
     /// Decodes the named column. A NULL decodes only into an `Optional`.
     public func decode<T: PGDecodable>(_ column: String, as type: T.Type = T.self) throws(PGError) -> T {
         guard let position = index.positions[column] else {

@@ -41,7 +41,7 @@ struct EventDelivery: Sendable {
 
     /// True once FlexCharge may have forgotten the key: resending could create a second order.
     private func windowHasPassed(for event: ClaimedEvent) -> Bool {
-        event.attempt > 1 && Date().timeIntervalSince(event.firstClaimedAt) >= configuration.idempotencyWindow.seconds
+        Date().timeIntervalSince(event.firstClaimedAt) >= configuration.idempotencyWindow.seconds
     }
 
     private func send(

@@ -1,0 +1,181 @@
+import ArgumentParser
+import Foundation
+import LibPQ
+import OutboxEngine
+
+/// `flexcharge-outbox events show|list`.
+struct EventsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events",
+        abstract: "Look at events: one with its attempts and outcome, or a filtered list.",
+        discussion: """
+            Examples:
+              flexcharge-outbox events show 4711
+              flexcharge-outbox events list --state dead --merchant shoes-r-us
+              flexcharge-outbox events list --order A-1001
+            """,
+        subcommands: [Show.self, List.self]
+    )
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "An event, its attempts and its outcome (the payload is not printed: it is the gateway's data).",
+            discussion: "Example: flexcharge-outbox events show 4711 --json")
+
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The event id.") var id: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            guard let eventID = Int64(id), eventID > 0 else { throw CLIFailure.badInput("event id must be a positive number, not \(id)") }
+            try await database.withSession { session in
+                guard let event = try await session.query(
+                    "SELECT * FROM flexcharge.order_events WHERE id = $1", [eventID]).first
+                else { throw CLIFailure.badInput("unknown event \(eventID)") }
+                let attempts = try await session.query(
+                    """
+                    SELECT attempt, action, worker, environment, started_at, latency_ms, http_status, failure_class, error
+                      FROM flexcharge.attempts WHERE event_id = $1 ORDER BY id
+                    """, [eventID])
+                let fields = zip(event.values.indices, event.values).map { ($0, $1) }
+                if json {
+                    var object: [String: String?] = [:]
+                    for (index, value) in fields { object[try columnName(event, index)] = value }
+                    let rows = attempts.rows.map { row in Dictionary(uniqueKeysWithValues: zip(attempts.columns, row.values)) }
+                    print(try jsonText(EventDump(event: object, attempts: rows)))
+                    return
+                }
+                for (index, value) in fields { print("\(try columnName(event, index).padding(toLength: 18, withPad: " ", startingAt: 0)) \(value ?? "-")") }
+                print("")
+                var table = TextTable(headers: attempts.columns)
+                table.rows = attempts.rows.map { $0.values.map { $0 ?? "-" } }
+                print(attempts.rows.isEmpty ? "no attempts yet" : table.render())
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List events, newest first, filtered by merchant, order, state, kind, time.",
+            discussion: "Example: flexcharge-outbox events list --state failed --since 2026-11-26T00:00:00Z --limit 50")
+
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "Merchant id.") var merchant: String?
+        @Option(help: "The gateway's order id.") var order: String?
+        @Option(help: "pending, running, succeeded, awaiting_outcome, failed, skipped or dead.") var state: String?
+        @Option(help: "transmit, evaluate, cancel, refund or external_cancel.") var kind: String?
+        @Option(help: "Only events created at or after this ISO-8601 time.") var since: String?
+        @Option(help: "At most this many.") var limit = 100
+
+        func run() async throws {
+            let states = ["pending", "running", "succeeded", "awaiting_outcome", "failed", "skipped", "dead"]
+            if let state, !states.contains(state) { throw CLIFailure.badInput("--state must be one of \(states.joined(separator: ", "))") }
+            let kinds = ["transmit", "evaluate", "cancel", "refund", "external_cancel"]
+            if let kind, !kinds.contains(kind) { throw CLIFailure.badInput("--kind must be one of \(kinds.joined(separator: ", "))") }
+            let sinceDate = try since.map(parseTime(_:))
+            guard limit > 0 else { throw CLIFailure.badInput("--limit must be positive") }
+            try await database.withSession { session in
+                let result = try await session.query(
+                    """
+                    SELECT id, created_at, merchant_id, order_id, kind, channel, origin, state, decision, attempts, last_error
+                      FROM flexcharge.outbox
+                     WHERE ($1::text IS NULL OR merchant_id = $1) AND ($2::text IS NULL OR order_id = $2)
+                       AND ($3::text IS NULL OR state = $3) AND ($4::text IS NULL OR kind = $4)
+                       AND ($5::timestamptz IS NULL OR created_at >= $5)
+                     ORDER BY id DESC LIMIT $6
+                    """, [merchant, order, state, kind, sinceDate, limit])
+                var table = TextTable(headers: result.columns)
+                table.rows = result.rows.map { $0.values.map { $0 ?? "-" } }
+                print(result.rows.isEmpty ? "no events match" : table.render())
+            }
+        }
+    }
+}
+
+/// `flexcharge-outbox retry`.
+struct RetryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retry",
+        abstract: "Requeue a failed or dead event (or all dead ones) with its own idempotency key.",
+        discussion: """
+            An evaluate that may have reached FlexCharge is looked up before it is sent again. An \
+            evaluate first sent more than 24 h ago is refused: FlexCharge's idempotency window for its \
+            key has passed and resending could charge twice.
+
+            Examples:
+              flexcharge-outbox retry 4711
+              flexcharge-outbox retry --dead --merchant shoes-r-us --since 2026-11-26T00:00:00Z
+            """
+    )
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var actor: ActorOption
+    @Argument(help: "The event id (or use --dead).") var id: String?
+    @Flag(help: "Requeue every dead event (with --merchant / --since to narrow).") var dead = false
+    @Option(help: "With --dead: only this merchant.") var merchant: String?
+    @Option(help: "With --dead: only events that died at or after this ISO-8601 time.") var since: String?
+
+    func run() async throws {
+        guard (id != nil) != dead else { throw CLIFailure.badInput("give an event id or --dead, not both and not neither") }
+        try await database.withSession { session in
+            let actions = OperatorActions(session: session, actor: actor.name)
+            if let id {
+                guard let eventID = Int64(id), eventID > 0 else { throw CLIFailure.badInput("event id must be a positive number, not \(id)") }
+                let action = try await operatorCall { try await actions.retry(eventID) }
+                print("event \(eventID) requeued (\(action) first)")
+                return
+            }
+            let sinceDate = try since.map(parseTime(_:))
+            let result = try await actions.retryDead(merchant: merchant, since: sinceDate)
+            print("\(result.requeued.count) dead event(s) requeued")
+            for (id, reason) in result.refused { print("refused \(id): \(reason)") }
+        }
+    }
+}
+
+/// `flexcharge-outbox skip`.
+struct SkipCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "skip",
+        abstract: "Mark a pending, failed or dead event skipped, with a reason (it is never sent).",
+        discussion: "Example: flexcharge-outbox skip 4711 --reason 'duplicate of 4710, confirmed with the merchant'")
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var actor: ActorOption
+    @Argument(help: "The event id.") var id: String
+    @Option(help: "Why (kept with the event).") var reason: String
+
+    func run() async throws {
+        guard let eventID = Int64(id), eventID > 0 else { throw CLIFailure.badInput("event id must be a positive number, not \(id)") }
+        guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw CLIFailure.badInput("--reason must not be empty") }
+        try await database.withSession { session in
+            _ = try await operatorCall { try await OperatorActions(session: session, actor: actor.name).skip(eventID, reason: reason) }
+            print("event \(eventID) skipped")
+        }
+    }
+}
+
+private struct EventDump: Encodable {
+    let event: [String: String?]
+    let attempts: [[String: String?]]
+}
+
+private func columnName(_ row: PGRow, _ index: Int) throws -> String {
+    row.columnNames[index]
+}
+
+/// Parses an ISO-8601 time (`2026-11-26T00:00:00Z`) or a date (`2026-11-26`, midnight UTC).
+func parseTime(_ text: String) throws -> Date {
+    if let date = ISO8601DateFormatter().date(from: text) { return date }
+    if let day = ReportCommand.day(text) { return day }
+    throw CLIFailure.badInput("\(text) is not a time like 2026-11-26T00:00:00Z or a date like 2026-11-26")
+}
+
+/// Turns an ``OperatorError`` into exit status 2.
+func operatorCall<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as OperatorError {
+        throw CLIFailure.badInput(error.description)
+    }
+}

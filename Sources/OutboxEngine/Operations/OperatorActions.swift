@@ -1,0 +1,107 @@
+import Foundation
+import LibPQ
+
+/// What an operator does to events by hand: requeue or skip them. Each action is written to the
+/// attempt ledger (action `operator_retry` / `operator_skip`, worker = the operator) in the same
+/// transaction, so an event's history shows who did what.
+public struct OperatorActions: Sendable {
+    public let session: PGSession
+    public let actor: String
+    /// FlexCharge's idempotency window: an evaluate past it is never requeued.
+    public let idempotencyWindow: Duration
+
+    public init(session: PGSession, actor: String, idempotencyWindow: Duration = .seconds(24 * 3600)) {
+        self.session = session
+        self.actor = actor
+        self.idempotencyWindow = idempotencyWindow
+    }
+
+    /// Requeues one failed or dead event with its own idempotency key. An evaluate that may have
+    /// reached FlexCharge is looked up first; one past the idempotency window is refused.
+    public func retry(_ id: Int64) async throws -> String {
+        let actor = self.actor, window = idempotencyWindow.components.seconds
+        return try await session.withTransaction { tx in
+            guard let row = try tx.query(
+                "SELECT state, kind, first_claimed_at, now() - first_claimed_at > make_interval(secs => $2) AS expired FROM flexcharge.outbox WHERE id = $1 FOR UPDATE",
+                [id, window]).first
+            else { throw OperatorError("unknown event \(id)") }
+            let state: String = try row.decode("state")
+            guard ["failed", "dead"].contains(state) else {
+                throw OperatorError("event \(id) is \(state): only failed or dead events can be retried")
+            }
+            let kind: String = try row.decode("kind")
+            let sent = try row.decode("first_claimed_at", as: Date?.self) != nil
+            if kind == "evaluate", try row.decode("expired", as: Bool?.self) == true {
+                throw OperatorError(
+                    "event \(id) was first sent more than \(window / 3600) h ago: FlexCharge's idempotency window for its key has passed, so resending could charge twice; if the order still needs evaluating, insert a new evaluate event (it gets a new key)")
+            }
+            let action = kind == "evaluate" && sent ? "lookup" : "send"
+            try tx.execute(
+                """
+                UPDATE flexcharge.outbox
+                   SET state = 'pending', next_action = $2, attempts = 0, next_attempt_at = now(), completed_at = NULL,
+                       last_error = 'requeued by ' || $3, last_error_class = NULL, updated_at = now()
+                 WHERE id = $1
+                """, [id, action, actor])
+            try Self.record(tx, id: id, action: "operator_retry", actor: actor, note: "requeued (\(action) first)")
+            return action
+        }
+    }
+
+    /// Requeues every dead event (optionally of one merchant, dead since a time) that can be
+    /// retried; returns the ids requeued and the ids refused with the reason.
+    public func retryDead(merchant: String?, since: Date?) async throws -> (requeued: [Int64], refused: [(Int64, String)]) {
+        let ids: [Int64] = try await session.query(
+            """
+            SELECT id FROM flexcharge.outbox
+             WHERE state = 'dead' AND ($1::text IS NULL OR merchant_id = $1) AND ($2::timestamptz IS NULL OR completed_at >= $2)
+             ORDER BY id
+            """, [merchant, since]).rows.map { try $0.decode("id") }
+        var requeued: [Int64] = [], refused: [(Int64, String)] = []
+        for id in ids {
+            do {
+                _ = try await retry(id)
+                requeued.append(id)
+            } catch let error as OperatorError {
+                refused.append((id, error.description))
+            }
+        }
+        return (requeued, refused)
+    }
+
+    /// Marks an event skipped (never sent again) with the operator's reason.
+    public func skip(_ id: Int64, reason: String) async throws {
+        let actor = self.actor
+        try await session.withTransaction { tx in
+            guard let row = try tx.query("SELECT state FROM flexcharge.outbox WHERE id = $1 FOR UPDATE", [id]).first else {
+                throw OperatorError("unknown event \(id)")
+            }
+            let state: String = try row.decode("state")
+            guard ["pending", "failed", "dead"].contains(state) else {
+                throw OperatorError("event \(id) is \(state): only pending, failed or dead events can be skipped")
+            }
+            try tx.execute(
+                """
+                UPDATE flexcharge.outbox
+                   SET state = 'skipped', last_error_class = 'operator', last_error = 'skipped by ' || $2 || ': ' || $3,
+                       completed_at = now(), updated_at = now()
+                 WHERE id = $1
+                """, [id, actor, reason])
+            try Self.record(tx, id: id, action: "operator_skip", actor: actor, note: reason)
+        }
+    }
+
+    private static func record(_ tx: isolated PGSession, id: Int64, action: String, actor: String, note: String) throws {
+        try tx.execute(
+            """
+            INSERT INTO flexcharge.attempts (event_id, attempt, action, worker, started_at, finished_at, error)
+            SELECT id, attempts, $2, $3, now(), now(), $4 FROM flexcharge.outbox WHERE id = $1
+            """, [id, action, actor, note])
+    }
+}
+
+/// An operator action that cannot be done; the message says why.
+public struct OperatorError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
