@@ -18,7 +18,8 @@ COMMENT ON VIEW flexcharge.order_events IS 'Events with their state and outcome;
 --   transmitted   transmits FlexCharge accepted
 --   evaluated     evaluates FlexCharge answered
 --   approved / approved_cents   rescued payments and the money rescued
---   declined, challenge, pending (SUBMITTED / awaiting an outcome)
+--   declined, challenge (answered CHALLENGE)
+--   pending       evaluates still awaiting their final outcome (SUBMITTED, CHALLENGE, CAPTUREREQUIRED)
 --   failed, skipped, dead       events that ended without a FlexCharge answer to act on
 CREATE VIEW flexcharge.daily_report AS
 SELECT (created_at AT TIME ZONE 'UTC')::date                                     AS day,
@@ -37,8 +38,7 @@ SELECT (created_at AT TIME ZONE 'UTC')::date                                    
                                                                                  AS approved_cents,
        count(*) FILTER (WHERE kind = 'evaluate' AND decision = 'DECLINED')       AS declined,
        count(*) FILTER (WHERE kind = 'evaluate' AND decision = 'CHALLENGE')      AS challenge,
-       count(*) FILTER (WHERE kind = 'evaluate' AND (state = 'awaiting_outcome' OR decision = 'SUBMITTED'))
-                                                                                 AS pending,
+       count(*) FILTER (WHERE kind = 'evaluate' AND state = 'awaiting_outcome')  AS pending,
        count(*) FILTER (WHERE state = 'failed')                                  AS failed,
        count(*) FILTER (WHERE state = 'skipped')                                 AS skipped,
        count(*) FILTER (WHERE state = 'dead')                                    AS dead

@@ -35,7 +35,11 @@ struct FlexChargeOutbox: AsyncParsableCommand {
             FileHandle.standardError.write(Data("flexcharge-outbox: \(failure.message)\n".utf8))
             Foundation.exit(failure.exitCode)
         } catch {
-            exit(withError: error)
+            // --help and --version print and exit 0; any other parse error is bad input: one line, status 2.
+            guard exitCode(for: error) != .success, !(error is ExitCode) else { exit(withError: error) }
+            let message = FlexChargeOutbox.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
+            FileHandle.standardError.write(Data("flexcharge-outbox: \(message) (see --help)\n".utf8))
+            Foundation.exit(2)
         }
     }
 }

@@ -1,0 +1,116 @@
+import Foundation
+import LibPQ
+import Testing
+import TestSupport
+
+@Suite struct MerchantCommandTests {
+    static let key = Data(Array(repeating: UInt8(9), count: 32)).base64EncodedString()
+    static let secret = "AQAAAAEAACcQ-super-secret-value"
+    static let tokenizationKey = "tokenization-key-very-private"
+
+    func cli(_ db: TestDatabase, _ arguments: [String], stdin: String? = nil, actor: Bool = true) async throws -> ProcessResult {
+        try await runCLI(arguments + (actor ? ["--actor", "alice"] : []),
+                         environment: ["DATABASE_URL": db.url, "FLEXCHARGE_CREDENTIALS_KEY": Self.key], stdin: stdin)
+    }
+
+    @Test func switchesSitesAndCredentialsAreAuditedAndSecretsNeverShown() async throws {
+        try await TestDatabase.with { db in
+            var outputs: [String] = []
+            func ok(_ arguments: [String], stdin: String? = nil, actor: Bool = true) async throws -> String {
+                let run = try await cli(db, arguments, stdin: stdin, actor: actor)
+                #expect(run.status == 0, "\(arguments): \(run.stderr)")
+                outputs.append(run.stdout + run.stderr)
+                return run.stdout
+            }
+            _ = try await ok(["merchant", "add", "shoes", "--name", "Shoes R Us", "--cit-website", "sandbox", "--mit", "production"])
+            _ = try await ok(["merchant", "set", "shoes", "--cit-call-center", "off", "--cit-website", "production"])
+            _ = try await ok(["merchant", "set", "shoes", "--site", "promo.example", "--cit-website", "sandbox"])
+            _ = try await ok(["merchant", "credentials", "shoes", "--environment", "sandbox", "--mid", "5f1c2b4e-8d3a-4f5b-9c7e-2a1d0e9f8b76"],
+                             stdin: "app_key=public-app-key\napp_secret=\(Self.secret)\ntokenization_key=\(Self.tokenizationKey)\n")
+            _ = try await ok(["merchant", "credentials", "shoes", "--environment", "sandbox", "--mid", "5f1c2b4e-8d3a-4f5b-9c7e-2a1d0e9f8b76"],
+                             stdin: "app_key=public-app-key\napp_secret=\(Self.secret)-rotated\n")
+            let show = try await ok(["merchant", "show", "shoes"], actor: false)
+            #expect(show.contains("cit_website      production"))
+            #expect(show.contains("mit              production"))
+            #expect(show.contains("site promo.example: cit_website=sandbox cit_call_center=inherit mit=inherit"))
+            #expect(show.contains("credentials sandbox: mid 5f1c2b4e-8d3a-4f5b-9c7e-2a1d0e9f8b76, app key ****, app secret ****"))
+            let list = try await ok(["merchant", "list"], actor: false)
+            #expect(list.contains("shoes"))
+            let history = try await ok(["merchant", "history", "shoes"], actor: false)
+            let lines = history.split(separator: "\n")
+            let expectedLines = 10  // add: merchant + 3 switches; set: 1 (call center was off already); site: 1; credentials twice: mid + secrets
+            #expect(lines.count == expectedLines, "\(history)")
+            let byAlice = lines.filter { $0.contains(" alice ") }.count
+            #expect(byAlice == expectedLines)
+            #expect(history.contains("set  cit_website: sandbox → production"))
+            #expect(history.contains("site promo.example  cit_website: inherit → sandbox"))
+            #expect(history.contains("credentials sandbox  secrets: set → changed"))
+
+            // Secrets appear in no output and not in the database in clear.
+            for output in outputs {
+                #expect(!output.contains(Self.secret))
+                #expect(!output.contains(Self.tokenizationKey))
+            }
+            let session = db.session()
+            let dump = try await session.query(
+                "SELECT (SELECT string_agg(t::text, ' ') FROM flexcharge.merchant_credentials t) || (SELECT string_agg(a::text, ' ') FROM flexcharge.merchant_audit a) AS everything"
+            ).first!.decode("everything", as: String.self)
+            #expect(!dump.contains(Self.secret))
+            #expect(!dump.contains(Self.tokenizationKey))
+            let secretHex: String = Data(Self.secret.utf8).map { String(format: "%02x", $0) }.joined()
+            #expect(!dump.contains(secretHex))
+            await session.close()
+        }
+    }
+
+    @Test(arguments: [
+        (["merchant", "set", "nobody", "--mit", "sandbox"], "unknown merchant nobody"),
+        (["merchant", "add", "m", "--mit", "live"], "--mit must be off, sandbox or production, not live"),
+        (["merchant", "set", "m"], "nothing to change"),
+        (["merchant", "show", "nobody"], "unknown merchant nobody"),
+        (["merchant", "history", "nobody"], "unknown merchant nobody"),
+        (["merchant", "credentials", "m", "--environment", "staging", "--mid", "5f1c2b4e-8d3a-4f5b-9c7e-2a1d0e9f8b76"], "--environment must be sandbox or production"),
+        (["merchant", "credentials", "m", "--environment", "sandbox", "--mid", "not-a-guid"], "--mid must be a GUID"),
+    ])
+    func badInputGetsOneLineAndStatusTwo(arguments: [String], expected: String) async throws {
+        try await TestDatabase.with { db in
+            let readOnly = ["show", "history", "list"].contains(arguments[1])
+            let run = try await cli(db, arguments, stdin: "app_key=a\napp_secret=b\n", actor: !readOnly)
+            #expect(run.status == 2, "\(run.stderr)")
+            #expect(run.stderr.split(separator: "\n").count == 1)
+            #expect(run.stderr.contains(expected), "\(run.stderr)")
+        }
+    }
+
+    @Test func secretsWithABadLineAreRefusedWithoutEchoingThem() async throws {
+        try await TestDatabase.with { db in
+            _ = try await cli(db, ["merchant", "add", "m"])
+            let run = try await cli(db, ["merchant", "credentials", "m", "--environment", "sandbox", "--mid", "5f1c2b4e-8d3a-4f5b-9c7e-2a1d0e9f8b76"],
+                                    stdin: "app_key=a\n\(Self.secret)\n")
+            #expect(run.status == 2)
+            #expect(!run.stderr.contains(Self.secret))
+            #expect(run.stderr.contains("key=value"))
+        }
+    }
+}
+
+@Suite struct UsageTests {
+    @Test func anUnknownOptionIsOneLineAndStatusTwo() async throws {
+        let run = try await runCLI(["merchant", "show", "x", "--actor", "bob"])
+        #expect(run.status == 2)
+        #expect(run.stderr == "flexcharge-outbox: Unknown option '--actor' (see --help)\n")
+    }
+
+    @Test func everyCommandsHelpTeachesWithAnExample() async throws {
+        let commands = [
+            ["migrate"], ["worker"], ["status"], ["events", "show"], ["events", "list"], ["retry"], ["skip"], ["report"],
+            ["merchant", "add"], ["merchant", "set"], ["merchant", "credentials"], ["merchant", "show"], ["merchant", "list"],
+            ["merchant", "history"], ["sample-events"],
+        ]
+        for command in commands {
+            let run = try await runCLI(command + ["--help"])
+            #expect(run.status == 0, "\(command)")
+            #expect(run.stdout.contains("flexcharge-outbox \(command.joined(separator: " "))"), "\(command) has no example")
+        }
+    }
+}
