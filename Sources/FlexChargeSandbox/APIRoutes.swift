@@ -44,7 +44,7 @@ struct APIRoutes: Sendable {
             return Response(status: .internalServerError)
         case .hang:
             sandbox.record(route, reply: nil, httpStatus: 0, processed: false, fault: .hang)
-            try? await context.channel.closeFuture.get()
+            await Self.hang(context.channel, milliseconds: fault?.latencyMilliseconds ?? 600_000)
             return Response(status: .gatewayTimeout)
         default:
             break
@@ -64,6 +64,14 @@ struct APIRoutes: Sendable {
         default:
             sandbox.record(route, reply: reply, httpStatus: reply.status, processed: true, fault: fault?.kind)
             return Self.response(reply)
+        }
+    }
+
+    /// Waits without answering until the connection closes, the server stops, or `milliseconds` pass.
+    /// (A client that gives up may only half-close, so the wait is also bounded.)
+    private static func hang(_ channel: any Channel, milliseconds: Int) async {
+        for _ in 0..<max(1, milliseconds / 50) where channel.isActive && !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(50))
         }
     }
 

@@ -13,7 +13,8 @@ public struct FaultRule: Sendable, Hashable, Codable {
         case resetBeforeProcessing
         /// Process the request (state changes, ledger records it), then close the connection without a response.
         case resetAfterProcessing
-        /// Never answer; the request waits until the client gives up and closes the connection.
+        /// Do not answer until the connection closes, the server stops, or `latencyMilliseconds` pass
+        /// (default 10 minutes); then answer 504.
         case hang
         /// Process the request, then answer 200 with a non-JSON body.
         case malformedBody
@@ -28,7 +29,7 @@ public struct FaultRule: Sendable, Hashable, Codable {
     public var status: Int?
     /// For ``Kind/rateLimit``.
     public var retryAfterSeconds: Int?
-    /// For ``Kind/latency``.
+    /// For ``Kind/latency`` (the delay) and ``Kind/hang`` (the longest wait).
     public var latencyMilliseconds: Int?
     /// Fire on the next `count` matching requests, then retire.
     public var count: Int?
