@@ -69,6 +69,7 @@ let package = Package(
             name: "FlexChargeSandbox",
             dependencies: [
                 "FlexChargeAPI",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -2,6 +2,7 @@ import FlexChargeAPI
 import Foundation
 import HTTPTypes
 import Hummingbird
+import ServiceLifecycle
 import NIOCore
 #if canImport(Glibc)
 import Glibc
@@ -70,7 +71,7 @@ struct APIRoutes: Sendable {
     /// Waits without answering until the connection closes, the server stops, or `milliseconds` pass.
     /// (A client that gives up may only half-close, so the wait is also bounded.)
     private static func hang(_ channel: any Channel, milliseconds: Int) async {
-        for _ in 0..<max(1, milliseconds / 50) where channel.isActive && !Task.isCancelled {
+        for _ in 0..<max(1, milliseconds / 50) where channel.isActive && !Task.isCancelled && !Task.isShuttingDownGracefully {
             try? await Task.sleep(for: .milliseconds(50))
         }
     }

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import ServiceLifecycle
 
 /// Serves a ``FlexChargeSandbox`` over HTTP with Hummingbird: the FlexCharge API under `/v1/` plus the
 /// `/_sandbox/` control API.
@@ -39,8 +40,11 @@ public enum SandboxServer {
             continuation.yield(channel.localAddress?.port ?? 0)
             continuation.finish()
         }
+        // Run under a ServiceGroup so that stop() is a graceful shutdown: cancelling a NIO server task
+        // while connections are being accepted traps in NIOAsyncWriter ("Deinited without calling finish()").
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
         let server = Task {
-            do { try await app.run() } catch { continuation.finish() }
+            do { try await group.run() } catch { continuation.finish() }
         }
         let ticker = Task {
             while !Task.isCancelled {
@@ -54,7 +58,7 @@ public enum SandboxServer {
             server.cancel()
             throw SandboxStartError()
         }
-        return RunningSandbox(sandbox: sandbox, host: sandbox.configuration.host, port: port, tasks: [server, ticker])
+        return RunningSandbox(sandbox: sandbox, host: sandbox.configuration.host, port: port, group: group, server: server, ticker: ticker)
     }
 }
 
@@ -71,13 +75,18 @@ public final class RunningSandbox: Sendable {
     public let host: String
     /// The bound port.
     public let port: Int
-    private let tasks: [Task<Void, Never>]
+    private let group: ServiceGroup
+    private let server: Task<Void, Never>
+    private let ticker: Task<Void, Never>
 
-    init(sandbox: FlexChargeSandbox, host: String, port: Int, tasks: [Task<Void, Never>]) {
+    init(sandbox: FlexChargeSandbox, host: String, port: Int, group: ServiceGroup, server: Task<Void, Never>,
+         ticker: Task<Void, Never>) {
         self.sandbox = sandbox
         self.host = host
         self.port = port
-        self.tasks = tasks
+        self.group = group
+        self.server = server
+        self.ticker = ticker
     }
 
     /// A client environment pointing at this server (`http://host:port/v1/`).
@@ -86,9 +95,18 @@ public final class RunningSandbox: Sendable {
     /// The URL of the control API root, `http://host:port/_sandbox/`.
     public var controlURL: String { "http://\(host):\(port)/_sandbox/" }
 
-    /// Stops serving and waits for the server to finish.
+    /// Stops serving (graceful shutdown: requests in progress finish, hanging ones are let go) and waits for the
+    /// server to finish; after 5 s the server task is cancelled.
     public func stop() async {
-        for task in tasks { task.cancel() }
-        for task in tasks { await task.value }
+        await group.triggerGracefulShutdown()
+        let server = self.server
+        let deadline = Task {
+            try? await Task.sleep(for: .seconds(5))
+            server.cancel()
+        }
+        await server.value
+        deadline.cancel()
+        ticker.cancel()
+        await ticker.value
     }
 }
