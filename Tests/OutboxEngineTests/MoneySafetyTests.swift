@@ -29,29 +29,34 @@ import TestSupport
         }
     }
 
-    @Test func pastTheIdempotencyWindowAnEvaluateIsNeverSentAgain() async throws {
+    @Test func pastTheIdempotencyWindowAnEvaluateIsLookedUpNeverSentAgain() async throws {
         try await WorkerHarness.with { h in
             try await h.enrol("m1")
-            // The first attempt fails before FlexCharge processes it ...
-            h.sandbox.sandbox.setFaults([FaultRule(route: "POST /evaluate", kind: .status, status: 503, count: 1)])
-            let id = try await h.insert("evaluate", order: "o1", payload: h.approvedCITEvaluate(order: "o1"))
-            try await h.runWorker {
-                try await h.waitUntil("SELECT attempts = 1 AND state = 'pending' FROM flexcharge.outbox WHERE id = $1", [id])
-            }
-            // ... and its retry comes due only after FlexCharge's 24 h window (both clocks moved).
+            // Two evaluates whose first attempt failed retryably 25 hours ago (FlexCharge's key window is 24 h):
+            // FlexCharge has an order for the first (planted in the sandbox), none for the second.
+            let found = try await h.insert("evaluate", order: "late-found", payload: h.approvedCITEvaluate(order: "late-found"))
+            let missing = try await h.insert("evaluate", order: "late-missing", payload: h.approvedCITEvaluate(order: "late-missing"))
             try await h.session.execute(
-                "UPDATE flexcharge.outbox SET first_claimed_at = now() - interval '25 hours', next_attempt_at = now() WHERE id = $1", [id])
-            h.sandbox.sandbox.advanceClock(by: .seconds(25 * 3600))
+                """
+                UPDATE flexcharge.outbox SET attempts = 1, first_claimed_at = now() - interval '25 hours',
+                       created_at = now() - interval '25 hours', last_error_class = 'retryable'
+                 WHERE id = ANY($1::bigint[])
+                """, [[found, missing]])
+            let planted = h.sandbox.sandbox.plantOrder(SandboxOrderPlant(
+                mid: WorkerHarness.sandboxMerchant.mid, merchantOrderId: "late-found", amountCents: 1500, status: 7, decision: "APPROVED", charged: true))
             try await h.runWorker { try await h.waitUntilSettled() }
 
-            let row = try await h.event(id)
-            #expect(try row.decode("state", as: String.self) == "dead")
-            #expect(try row.decode("last_error", as: String?.self)?.contains("idempotency window has passed") == true)
-            let actions = try await h.attempts(id).map { try $0.decode("action", as: String.self) }
-            #expect(actions == ["send", "lookup"])
-            let evaluates = h.sandbox.sandbox.ledger().requests.filter { $0.route == "POST /evaluate" }
-            #expect(evaluates.count == 1)
-            #expect(evaluates.first?.processed == false)
+            let resolved = try await h.event(found)
+            #expect(try resolved.decode("state", as: String.self) == "succeeded")
+            #expect(try resolved.decode("decision", as: String?.self) == "APPROVED")
+            #expect(try resolved.decode("order_session_key", as: String?.self) == planted)
+            let dead = try await h.event(missing)
+            #expect(try dead.decode("state", as: String.self) == "dead")
+            #expect(try dead.decode("last_error", as: String?.self)?.contains("idempotency window has passed") == true)
+            for id in [found, missing] {
+                #expect(try await h.attempts(id).map { try $0.decode("action", as: String.self) } == ["lookup"])
+            }
+            #expect(h.sandbox.sandbox.ledger().requests.filter { $0.route == "POST /evaluate" }.isEmpty)
         }
     }
 
@@ -68,7 +73,9 @@ import TestSupport
             for id in [first, second, third] {
                 let attempts = try await h.attempts(id)
                 #expect(attempts.count == 1)
-                #expect(try (await h.event(id)).decode("state", as: String.self) == "succeeded")
+                let event = try await h.event(id)
+                let lastError = try event.decode("last_error", as: String?.self) ?? ""
+                #expect(try event.decode("state", as: String.self) == "succeeded", "\(lastError)")
                 let started = try attempts[0].decode("started_at", as: Date.self)
                 #expect(started >= previousFinish, "event \(id) started before its predecessor finished")
                 previousFinish = try attempts[0].decode("finished_at", as: Date.self)

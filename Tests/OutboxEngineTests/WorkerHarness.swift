@@ -91,7 +91,7 @@ struct WorkerHarness {
             lease: lease, pollInterval: .milliseconds(100),
             backoff: Backoff(base: .milliseconds(20), cap: .milliseconds(200), maxAttempts: maxAttempts),
             drainGracePeriod: .seconds(5), environments: environments,
-            client: FlexChargeClientConfiguration(connectTimeout: .seconds(2), requestTimeout: .seconds(3)))
+            client: FlexChargeClientConfiguration(connectTimeout: .seconds(5), requestTimeout: .seconds(15)))
     }
 
     /// Runs a worker while `body` runs, then shuts it down gracefully.
