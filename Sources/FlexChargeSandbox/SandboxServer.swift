@@ -42,12 +42,7 @@ public enum SandboxServer {
         let server = Task {
             do { try await app.run() } catch { continuation.finish() }
         }
-        let ticker = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
-                sandbox.advanceClock(by: .zero)
-            }
-        }
+        let ticker = settlementTicker(for: sandbox)
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next(), port > 0 else {
             ticker.cancel()
@@ -55,6 +50,18 @@ public enum SandboxServer {
             throw SandboxStartError()
         }
         return RunningSandbox(sandbox: sandbox, host: sandbox.configuration.host, port: port, tasks: [server, ticker])
+    }
+}
+
+extension SandboxServer {
+    /// A task that calls ``FlexChargeSandbox/settle()`` every second until cancelled.
+    public static func settlementTicker(for sandbox: FlexChargeSandbox) -> Task<Void, Never> {
+        Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                sandbox.settle()
+            }
+        }
     }
 }
 
