@@ -13,7 +13,7 @@ extension FlexChargeSandbox {
         default: break
         }
         guard let mid = authenticate(request.authorization) else { return .unauthorized }
-        let body = JSONFields(request.body) ?? JSONFields(Array("{}".utf8))!
+        let body = JSONFields(request.body) ?? JSONFields()
         if let bodyMid = body.string("mid"), bodyMid != mid {
             var reply = SandboxReply.problem(403, "Forbidden: mid does not match the token")
             reply.mid = mid
@@ -81,7 +81,7 @@ extension FlexChargeSandbox {
     /// The mid of a valid bearer token (`Bearer`/`bearer`), or `nil` for missing, malformed or expired ones.
     private func authenticate(_ header: String?) -> String? {
         guard let header, header.count > 7, header.prefix(7).lowercased() == "bearer " else { return nil }
-        let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        let token = String(header.dropFirst(7).drop { $0 == " " })
         return state.withLock { state in
             guard let issued = state.tokens[token], issued.expiresAt > state.now() else { return nil }
             return issued.mid
@@ -114,7 +114,7 @@ extension FlexChargeSandbox {
         guard let merchant = merchantsByMid[mid], merchant.tokenizationKey == key else {
             return .problem(400, "Unknown tokenization key")
         }
-        let body = JSONFields(request.body) ?? JSONFields(Array("{}".utf8))!
+        let body = JSONFields(request.body) ?? JSONFields()
         var errors: [String: [String]] = [:]
         let number = body.string("payment_method.credit_card.number") ?? ""
         if !DecisionRules.whitelistedCards.contains(number) {

@@ -13,7 +13,10 @@ extension FlexChargeSandbox {
 
     /// The fault (if any) for a request on `route`, and the total delay to apply to it.
     func faultAndDelay(for route: APIRoute) -> (FaultRule?, Duration) {
-        state.withLock { state in
+        if !hasFaults.load(ordering: .relaxed), configuration.latency.jitterMilliseconds <= 0 {
+            return (nil, .milliseconds(configuration.latency.fixedMilliseconds))
+        }
+        return state.withLock { state in
             let fault = state.fault(for: route.rawValue)
             var milliseconds = configuration.latency.fixedMilliseconds
             if configuration.latency.jitterMilliseconds > 0 {

@@ -15,6 +15,8 @@ public final class FlexChargeSandbox: Sendable {
     let merchantsByAppKey: [String: SandboxMerchant]
     let state: Mutex<SandboxState>
     let webhookURLs: Mutex<[String: String]>
+    /// Whether any fault rule is set (lets fault-free requests skip the lock).
+    let hasFaults: Atomic<Bool>
     let tokens = TokenIssuer()
     let webhooks: WebhookDispatcher
     let logger: Logger
@@ -26,6 +28,7 @@ public final class FlexChargeSandbox: Sendable {
         self.merchantsByAppKey = Dictionary(configuration.merchants.map { ($0.appKey, $0) }) { first, _ in first }
         self.state = Mutex(SandboxState(faults: configuration.faults, seed: configuration.randomSeed))
         self.webhookURLs = Mutex(Dictionary(configuration.merchants.compactMap { m in m.webhookURL.map { (m.mid, $0) } }) { a, _ in a })
+        self.hasFaults = Atomic(!configuration.faults.isEmpty)
         self.logger = logger
         self.webhooks = WebhookDispatcher(contentType: configuration.webhookContentType,
                                           maxAttempts: configuration.webhookMaxAttempts, logger: logger)
@@ -39,6 +42,7 @@ public final class FlexChargeSandbox: Sendable {
     /// Forgets all tokens, orders, idempotency keys, faults, the ledger and the clock offset.
     public func reset() {
         state.withLock { $0 = SandboxState(faults: [], seed: configuration.randomSeed) }
+        hasFaults.store(false, ordering: .relaxed)
         webhooks.clearReceived()
     }
 
@@ -53,8 +57,15 @@ public final class FlexChargeSandbox: Sendable {
         }
     }
 
+    /// Completes or expires the managed-MIT orders that are due at the current sandbox time (a served sandbox
+    /// does this every second).
+    public func settle() { mutate { $0.settle() } }
+
     /// Replaces the active fault rules.
-    public func setFaults(_ rules: [FaultRule]) { state.withLock { $0.faults = rules } }
+    public func setFaults(_ rules: [FaultRule]) {
+        state.withLock { $0.faults = rules }
+        hasFaults.store(!rules.isEmpty, ordering: .relaxed)
+    }
 
     /// The active fault rules (counted rules show their remaining count).
     public func faults() -> [FaultRule] { state.withLock { $0.faults } }

@@ -4,8 +4,12 @@ import Foundation
 struct JSONFields {
     private let members: [String: Any]
 
+    /// An empty object.
+    init() { members = [:] }
+
     /// Parses a JSON object body; `nil` when the body is not a JSON object.
     init?(_ bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return nil }
         guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else { return nil }
         self.init(object)
     }

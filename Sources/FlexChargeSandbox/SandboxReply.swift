@@ -15,8 +15,7 @@ struct SandboxReply: Sendable {
 
     /// A JSON answer (keys sorted, so equal objects give equal bytes).
     static func json(_ status: Int, _ object: [String: Any], ledgerStatus: String? = nil, orderSessionKey: String? = nil) -> SandboxReply {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return SandboxReply(status: status, body: Array(data), ledgerStatus: ledgerStatus, orderSessionKey: orderSessionKey)
+        SandboxReply(status: status, body: SandboxJSONWriter.bytes(object), ledgerStatus: ledgerStatus, orderSessionKey: orderSessionKey)
     }
 
     /// The common success envelope plus endpoint fields.

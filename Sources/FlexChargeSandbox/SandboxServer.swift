@@ -46,12 +46,7 @@ public enum SandboxServer {
         let server = Task {
             do { try await group.run() } catch { continuation.finish() }
         }
-        let ticker = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
-                sandbox.advanceClock(by: .zero)
-            }
-        }
+        let ticker = settlementTicker(for: sandbox)
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next(), port > 0 else {
             ticker.cancel()
@@ -59,6 +54,18 @@ public enum SandboxServer {
             throw SandboxStartError()
         }
         return RunningSandbox(sandbox: sandbox, host: sandbox.configuration.host, port: port, group: group, server: server, ticker: ticker)
+    }
+}
+
+extension SandboxServer {
+    /// A task that calls ``FlexChargeSandbox/settle()`` every second until cancelled.
+    public static func settlementTicker(for sandbox: FlexChargeSandbox) -> Task<Void, Never> {
+        Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                sandbox.settle()
+            }
+        }
     }
 }
 

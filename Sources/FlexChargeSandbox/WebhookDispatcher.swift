@@ -51,12 +51,12 @@ final class WebhookDispatcher: Sendable {
             "ExternalOrderId": order.merchantOrderId, "OrderId": order.id, "ConfirmationId": order.confirmationId,
             "IsTestMode": true, "IsResent": isResent,
         ]
-        guard let body = try? JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys]),
-              let components = URLComponents(string: url), let host = components.host else { return nil }
+        let body = SandboxJSONWriter.bytes(payload)
+        guard let components = URLComponents(string: url), let host = components.host else { return nil }
         let hostHeader = components.port.map { "\(host):\($0)" } ?? host
         let nonce = (UUID().uuidString + UUID().uuidString).replacingOccurrences(of: "-", with: "").lowercased().prefix(32)
         let date = Self.rfc1123(time)
-        guard let signature = WebhookSignature.sign(body: Array(body), host: hostHeader, date: date, nonce: String(nonce),
+        guard let signature = WebhookSignature.sign(body: body, host: hostHeader, date: date, nonce: String(nonce),
                                                     subscriberKey: key) else { return nil }
         var request = HTTPClientRequest(url: url)
         request.method = .POST

@@ -96,6 +96,8 @@ struct FlexChargeSandboxCommand: AsyncParsableCommand {
             "address": "\(host):\(port)", "merchants": "\(configuration.merchants.map(\.mid))",
             "faults": "\(configuration.faults.count)",
         ])
+        let ticker = SandboxServer.settlementTicker(for: sandbox)
+        defer { ticker.cancel() }
         try await SandboxServer.application(for: sandbox, logger: logger).runService()
     }
 

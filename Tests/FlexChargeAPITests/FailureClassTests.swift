@@ -81,44 +81,25 @@ import Testing
         }
     }
 
-    @Test func resetAfterProcessingIsAmbiguousAndLedgerShowsTheCharge() async throws {
+    /// Connection-level faults on `/evaluate`: how the client classifies them and what the sandbox really did.
+    @Test(arguments: [
+        (FaultRule.Kind.resetAfterProcessing, FlexChargeError.FailureClass.ambiguous, nil, 1),
+        (.resetBeforeProcessing, .retryable, nil, 0),
+        (.malformedBody, .ambiguous, 200, 1),
+    ] as [(FaultRule.Kind, FlexChargeError.FailureClass, Int?, Int)])
+    func evaluateFaultIsClassified(kind: FaultRule.Kind, expected: FlexChargeError.FailureClass, httpStatus: Int?, charges: Int) async throws {
         try await SandboxHarness.with(configure: {
-            $0.faults = [FaultRule(route: "POST /evaluate", kind: .resetAfterProcessing, count: 1)]
+            $0.faults = [FaultRule(route: "POST /evaluate", kind: kind, count: 1)]
         }) { h in
             let error = try #require(await flexChargeError {
-                _ = try await h.client.evaluate(h.evaluateRequest(orderId: "AMB-1"), credentials: h.credentials)
+                _ = try await h.client.evaluate(h.evaluateRequest(orderId: "F-1"), credentials: h.credentials)
             })
-            #expect(error.failureClass == .ambiguous)
-            #expect(error.httpStatus == nil)
+            #expect(error.failureClass == expected, "\(error)")
+            #expect(error.httpStatus == httpStatus)
             let ledger = h.sandbox.ledger()
-            #expect(ledger.chargeCount(merchantOrderId: "AMB-1") == 1)
-            #expect(ledger.requests.last?.processed == true)
-            #expect(ledger.requests.last?.httpStatus == 0)
-        }
-    }
-
-    @Test func resetBeforeProcessingIsRetryableAndNothingHappened() async throws {
-        try await SandboxHarness.with(configure: {
-            $0.faults = [FaultRule(route: "POST /evaluate", kind: .resetBeforeProcessing, count: 1)]
-        }) { h in
-            let error = try #require(await flexChargeError {
-                _ = try await h.client.evaluate(h.evaluateRequest(orderId: "RST-1"), credentials: h.credentials)
-            })
-            #expect(error.failureClass == .retryable, "\(error)")
-            let ledger = h.sandbox.ledger()
-            #expect(ledger.chargeCount(merchantOrderId: "RST-1") == 0)
-            #expect(ledger.requests.last?.processed == false)
-        }
-    }
-
-    @Test func malformedBodyIsAmbiguous() async throws {
-        try await SandboxHarness.with(configure: {
-            $0.faults = [FaultRule(route: "POST /evaluate", kind: .malformedBody, count: 1)]
-        }) { h in
-            let error = try #require(await flexChargeError { _ = try await h.client.evaluate(h.evaluateRequest(), credentials: h.credentials) })
-            #expect(error.failureClass == .ambiguous)
-            #expect(error.httpStatus == 200)
-            #expect(h.sandbox.ledger().charges.count == 1)
+            #expect(ledger.chargeCount(merchantOrderId: "F-1") == charges)
+            #expect(ledger.requests.last?.processed == (charges == 1))
+            #expect(ledger.requests.last?.fault == kind.rawValue)
         }
     }
 
