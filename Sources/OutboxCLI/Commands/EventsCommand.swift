@@ -27,7 +27,7 @@ struct EventsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            guard let eventID = Int64(id), eventID > 0 else { throw CLIFailure.badInput("event id must be a positive number, not \(id)") }
+            let eventID = try parseEventID(id)
             try await database.withSession { session in
                 guard let event = try await session.query(
                     "SELECT * FROM flexcharge.order_events WHERE id = $1", [eventID]).first
@@ -120,7 +120,7 @@ struct RetryCommand: AsyncParsableCommand {
         try await database.withSession { session in
             let actions = OperatorActions(session: session, actor: actor.name)
             if let id {
-                guard let eventID = Int64(id), eventID > 0 else { throw CLIFailure.badInput("event id must be a positive number, not \(id)") }
+                let eventID = try parseEventID(id)
                 let action = try await operatorCall { try await actions.retry(eventID) }
                 print("event \(eventID) requeued (\(action) first)")
                 return
@@ -146,7 +146,7 @@ struct SkipCommand: AsyncParsableCommand {
     @Option(help: "Why (kept with the event).") var reason: String
 
     func run() async throws {
-        guard let eventID = Int64(id), eventID > 0 else { throw CLIFailure.badInput("event id must be a positive number, not \(id)") }
+        let eventID = try parseEventID(id)
         guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw CLIFailure.badInput("--reason must not be empty") }
         try await database.withSession { session in
             _ = try await operatorCall { try await OperatorActions(session: session, actor: actor.name).skip(eventID, reason: reason) }
@@ -162,6 +162,12 @@ private struct EventDump: Encodable {
 
 private func columnName(_ row: PGRow, _ index: Int) throws -> String {
     row.columnNames[index]
+}
+
+/// An event id from the command line: a positive number, else bad input.
+func parseEventID(_ text: String) throws -> Int64 {
+    guard let id = Int64(text), id > 0 else { throw CLIFailure.badInput("event id must be a positive number, not \(text)") }
+    return id
 }
 
 /// Parses an ISO-8601 time (`2026-11-26T00:00:00Z`) or a date (`2026-11-26`, midnight UTC).
