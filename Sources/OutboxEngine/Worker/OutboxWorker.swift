@@ -40,7 +40,8 @@ public final class OutboxWorker: Service, Sendable {
             claim: PGSession(configuration: database, name: "claim"),
             writer: PGSession(configuration: database, name: "writer"),
             listener: PGSession(configuration: database, name: "listen"),
-            maintenance: PGSession(configuration: database, name: "maintenance")
+            maintenance: PGSession(configuration: database, name: "maintenance"),
+            outcomes: PGSession(configuration: database, name: "outcomes")
         )
         try await sessions.claim.connect()
         var httpConfiguration = HTTPClient.Configuration()
@@ -57,6 +58,9 @@ public final class OutboxWorker: Service, Sendable {
         let delivery = EventDelivery(
             clients: clients, credentials: CredentialCache(sealer: sealer), configuration: configuration, logger: logger)
         let writer = CompletionWriter(session: sessions.writer, worker: configuration.workerID, logger: logger)
+        let poller = OutcomePoller(
+            session: sessions.outcomes, clients: clients, sealer: sealer, polling: configuration.outcomePolling,
+            worker: configuration.workerID, logger: logger)
         let inFlight = InFlightEvents()
         let wake = WakeSignal()
         let draining = DrainFlag()
@@ -70,6 +74,7 @@ public final class OutboxWorker: Service, Sendable {
                 background.addTask { await writer.run() }
                 background.addTask { await self.listen(on: sessions.listener, wake: wake) }
                 background.addTask { await self.maintain(on: sessions.maintenance, inFlight: inFlight) }
+                background.addTask { await poller.run() }
                 await self.claimLoop(
                     session: sessions.claim, delivery: delivery, writer: writer, inFlight: inFlight, wake: wake,
                     draining: draining)
@@ -83,7 +88,7 @@ public final class OutboxWorker: Service, Sendable {
         }
         health.setReady(false)
         try? await httpClient.shutdown()
-        for session in [sessions.claim, sessions.writer, sessions.listener, sessions.maintenance] { await session.close() }
+        for session in [sessions.claim, sessions.writer, sessions.listener, sessions.maintenance, sessions.outcomes] { await session.close() }
         logger.info("worker stopped")
     }
 

@@ -26,6 +26,8 @@ public struct WorkerConfiguration: Sendable {
     public var environments: [FlexChargeEnvironment.Name: FlexChargeEnvironment]
     /// Connect and request timeouts of FlexCharge calls.
     public var client: FlexChargeClientConfiguration
+    /// When evaluates awaiting their outcome are looked up (the fallback for lost webhooks).
+    public var outcomePolling = OutcomePolling()
 
     public init(
         workerID: String = WorkerConfiguration.defaultWorkerID(),
