@@ -25,7 +25,7 @@ struct RunningIntegrationServer {
 
     static func start(_ h: WorkerHarness, clockSkew: Duration = .seconds(300), logger: Logger = WorkerHarness.silent) async throws -> RunningIntegrationServer {
         let sealer = try CredentialSealer(keyBytes: WorkerHarness.keyBytes)
-        let client = FlexChargeClient(environment: h.sandbox.environment)
+        let client = FlexChargeClient(environment: h.sandbox.environment, logger: logger)
         let session = h.db.session("integration")
         let configuration = IntegrationServer.Configuration(host: "127.0.0.1", port: 0, tokenizeSecret: tokenizeSecret,
                                                             clockSkew: clockSkew)
