@@ -67,9 +67,9 @@ import TestSupport
         try await WorkerHarness.with(configure: { $0.managedMITOutcome = .expire }) { h in
             try await h.enrol("m1")
             let id = try await h.insert("evaluate", order: "mit-exp", channel: "mit",
-                                        payload: Self.mitEvaluate("mit-exp", expiry: Date().addingTimeInterval(2)))
+                                        payload: Self.mitEvaluate("mit-exp", expiry: Date().addingTimeInterval(8)))
             try await h.runWorker(Self.fastPolling(h)) {
-                try await h.waitUntil("SELECT state = 'succeeded' FROM flexcharge.outbox WHERE id = $1", [id], timeout: .seconds(15))
+                try await h.waitUntil("SELECT state = 'succeeded' FROM flexcharge.outbox WHERE id = $1", [id], timeout: .seconds(40))
             }
             let row = try await h.event(id)
             #expect(try row.decode("decision", as: String?.self) == "EXPIRED")
@@ -81,13 +81,13 @@ import TestSupport
         try await WorkerHarness.with { h in
             try await h.enrol("m1")
             let id = try await h.insert("evaluate", order: "mit-stuck", channel: "mit",
-                                        payload: Self.mitEvaluate("mit-stuck", expiry: Date().addingTimeInterval(2)))
+                                        payload: Self.mitEvaluate("mit-stuck", expiry: Date().addingTimeInterval(8)))
             try await h.runWorker(Self.fastPolling(h, expiryGrace: .zero)) {
                 try await h.waitUntil("SELECT state = 'awaiting_outcome' FROM flexcharge.outbox WHERE id = $1", [id])
                 // FlexCharge keeps it in Processing (never settles): our side must not wait forever.
                 let key: String = try await h.event(id).decode("order_session_key")
                 h.sandbox.sandbox.plantOrder(SandboxOrderPlant(id: key, status: 4, decision: "PROCESSING"))
-                try await h.waitUntil("SELECT state = 'dead' FROM flexcharge.outbox WHERE id = $1", [id], timeout: .seconds(15))
+                try await h.waitUntil("SELECT state = 'dead' FROM flexcharge.outbox WHERE id = $1", [id], timeout: .seconds(40))
             }
             let row = try await h.event(id)
             let error = try row.decode("last_error", as: String?.self) ?? ""
