@@ -21,12 +21,7 @@ public struct OutboxStore: Sendable {
             SELECT c.id, c.kind, c.merchant_id, c.order_id, c.channel, c.origin, c.site, c.idempotency_key,
                    c.attempts, c.created_at, c.first_claimed_at, c.next_action, c.environment,
                    c.amount_cents, c.state,
-                   -- A follow-up (cancel, refund) acts on the FlexCharge order its order's evaluate got.
-                   coalesce(c.order_session_key,
-                            (SELECT e.order_session_key FROM flexcharge.outbox e
-                              WHERE e.merchant_id = c.merchant_id AND e.order_id = c.order_id
-                                AND e.kind = 'evaluate' AND e.order_session_key IS NOT NULL
-                              ORDER BY e.id DESC LIMIT 1)) AS order_session_key,
+                   c.order_session_key,
                    (jsonb_strip_nulls(jsonb_build_object('orderId', c.order_id, 'isMIT', c.channel = 'mit',
                                                          'siteUrl', c.site_url))
                     || c.payload

@@ -100,11 +100,16 @@ public final class OutboxWorker: Service, Sendable {
     ) async {
         await withDiscardingTaskGroup { calls in
             var failures = 0
+            // A claim costs the database about as much as tens of events, so after a freed slot the
+            // loop waits until `claimThreshold` slots are free; a CIT NOTIFY or the poll timer claims
+            // whatever is free at once.
+            var claimAnything = true
             while !draining.isSet {
                 let busy = await inFlight.count
                 let free = configuration.concurrency - busy
+                let minimum = claimAnything ? 1 : configuration.claimThreshold
                 var claimed = 0
-                if free > 0 {
+                if free >= minimum {
                     let busyOthers = await inFlight.nonCITCount
                     let othersFree = max(0, configuration.concurrency - configuration.reservedForCIT - busyOthers)
                     let total = min(free, configuration.batchSize)
@@ -146,14 +151,16 @@ public final class OutboxWorker: Service, Sendable {
                     }
                 }
                 // A full batch means more may be waiting: claim again at once.
-                if claimed == 0 || claimed < min(free, configuration.batchSize) || free <= 0 {
-                    await wake.wait(timeout: configuration.pollInterval)
+                if claimed == 0 || claimed < min(free, configuration.batchSize) || free < minimum {
+                    claimAnything = await wake.wait(timeout: configuration.pollInterval) != .signal
+                } else {
+                    claimAnything = false
                 }
             }
             // Draining: in-flight calls get the grace period, then are cancelled (recorded as ambiguous).
             let deadline = ContinuousClock.now + configuration.drainGracePeriod
             while await inFlight.count > 0 && ContinuousClock.now < deadline {
-                await wake.wait(timeout: .milliseconds(100))
+                _ = await wake.wait(timeout: .milliseconds(100))
             }
             if await inFlight.count > 0 {
                 let remaining = await inFlight.count
@@ -172,10 +179,13 @@ public final class OutboxWorker: Service, Sendable {
                 if !listening {
                     try await session.listen("flexcharge_outbox")
                     listening = true
-                    await wake.signal()  // anything inserted while we were not listening
+                    await wake.signal(urgent: true)  // anything inserted while we were not listening
                 }
+                // The payload is the most urgent lane inserted; evaluates (lanes 0 and 1) are urgent.
                 let notifications = try await session.waitForNotifications(timeoutMilliseconds: 500)
-                if !notifications.isEmpty { await wake.signal() }
+                if !notifications.isEmpty {
+                    await wake.signal(urgent: notifications.contains { $0.payload == "0" || $0.payload == "1" })
+                }
             } catch {
                 listening = false
                 try? await Task.sleep(for: .milliseconds(500))

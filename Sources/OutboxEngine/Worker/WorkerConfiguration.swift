@@ -9,6 +9,10 @@ public struct WorkerConfiguration: Sendable {
     public var concurrency: Int
     /// Events claimed per claim call at most.
     public var batchSize: Int
+    /// After a freed slot, the worker claims again only once this many slots are free (a claim
+    /// costs the database about as much as tens of events); a CIT or MIT evaluate's NOTIFY and the
+    /// poll timer claim whatever is free at once. Default: a quarter of `concurrency`, at most `batchSize`.
+    public var claimThreshold: Int
     /// Slots only CIT evaluates may use, so a backlog of other work never fills every slot
     /// while a shopper waits.
     public var reservedForCIT: Int
@@ -45,6 +49,7 @@ public struct WorkerConfiguration: Sendable {
         self.workerID = workerID
         self.concurrency = concurrency
         self.batchSize = batchSize
+        self.claimThreshold = max(1, min(batchSize, concurrency / 4))
         self.reservedForCIT = min(reservedForCIT, max(concurrency - 1, 0))
         self.lease = lease
         self.pollInterval = pollInterval
