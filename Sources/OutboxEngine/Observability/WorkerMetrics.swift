@@ -1,22 +1,29 @@
 import Foundation
 import Metrics
+import Synchronization
 
 /// The worker's metrics, through swift-metrics (the CLI bootstraps Prometheus). Labels are
 /// lanes, outcomes and failure classes only: never merchant secrets, tokens or card data.
+/// Handles are created once per label set and reused: creating one is a registry lookup under a
+/// lock, too costly to do per event.
 enum WorkerMetrics {
+    private static let counters = Mutex<[String: Counter]>([:])
+    private static let timers = Mutex<[String: Timer]>([:])
+
     static func claimed(_ events: [ClaimedEvent]) {
-        for lane in Set(events.map(\.lane)) {
-            Counter(label: "flexcharge_outbox_claimed_total", dimensions: [("lane", lane)])
-                .increment(by: events.filter { $0.lane == lane }.count)
+        var perLane: [String: Int] = [:]
+        for event in events { perLane[event.lane, default: 0] += 1 }
+        for (lane, count) in perLane {
+            counter("flexcharge_outbox_claimed_total", [("lane", lane)]).increment(by: count)
         }
     }
 
     static func recordCompletions(_ completions: [Completion]) {
         for completion in completions {
-            Counter(label: "flexcharge_outbox_completed_total", dimensions: [
+            counter("flexcharge_outbox_completed_total", [
                 ("outcome", completion.outcome.state), ("class", completion.failureClass ?? "none"),
             ]).increment()
-            Timer(label: "flexcharge_outbox_call_duration_seconds", dimensions: [("action", completion.action.rawValue)])
+            timer("flexcharge_outbox_call_duration_seconds", [("action", completion.action.rawValue)])
                 .recordNanoseconds(Int64(completion.finishedAt.timeIntervalSince(completion.startedAt) * 1e9))
         }
     }
@@ -28,5 +35,25 @@ enum WorkerMetrics {
     static func queue(lane: String, depth: Int, oldestAgeSeconds: Double) {
         Gauge(label: "flexcharge_outbox_queue_depth", dimensions: [("lane", lane)]).record(depth)
         Gauge(label: "flexcharge_outbox_oldest_pending_seconds", dimensions: [("lane", lane)]).record(oldestAgeSeconds)
+    }
+
+    private static func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
+        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+        return counters.withLock { cache in
+            if let existing = cache[key] { return existing }
+            let created = Counter(label: label, dimensions: dimensions)
+            cache[key] = created
+            return created
+        }
+    }
+
+    private static func timer(_ label: String, _ dimensions: [(String, String)]) -> Timer {
+        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+        return timers.withLock { cache in
+            if let existing = cache[key] { return existing }
+            let created = Timer(label: label, dimensions: dimensions)
+            cache[key] = created
+            return created
+        }
     }
 }

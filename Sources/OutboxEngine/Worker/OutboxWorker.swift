@@ -125,17 +125,14 @@ public final class OutboxWorker: Service, Sendable {
                         for event in events {
                             await inFlight.add(event)
                             calls.addTask {
-                                var metadata: Logger.Metadata = [
-                                    "event_id": "\(event.id)", "merchant_id": "\(event.merchantID)", "kind": "\(event.kind.rawValue)",
-                                    "attempt": "\(event.attempt)",
-                                ]
                                 let completion = await delivery.deliver(event)
-                                metadata["outcome"] = "\(completion.outcome.state)"
-                                if let failure = completion.failureClass { metadata["failure_class"] = "\(failure)" }
-                                self.logger.debug("event delivered", metadata: metadata)
                                 if completion.outcome != .succeeded && completion.outcome != .awaitingOutcome {
-                                    metadata["error"] = "\(completion.error ?? "")"
-                                    self.logger.info("event not done", metadata: metadata)
+                                    self.logger.info("event not done", metadata: [
+                                        "event_id": "\(event.id)", "merchant_id": "\(event.merchantID)",
+                                        "kind": "\(event.kind.rawValue)", "attempt": "\(event.attempt)",
+                                        "outcome": "\(completion.outcome.state)", "failure_class": "\(completion.failureClass ?? "")",
+                                        "error": "\(completion.error ?? "")",
+                                    ])
                                 }
                                 await writer.submit(completion)
                                 await inFlight.remove(event.id)
