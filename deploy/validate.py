@@ -691,7 +691,7 @@ def check_docs(report: Report) -> None:
             + "".join(read(p) for p in SYSTEMD.glob("*"))
         report.check(f"environment variable {variable} is read by the program", not used or f'"{variable}"' in sources,
                      "found in Sources/" if f'"{variable}"' in sources else "not found in Sources/")
-    defined = set(re.findall(r'label:\s*"(flexcharge_outbox_[a-z_]+)"', read(WORKER_METRICS)))
+    defined = set(re.findall(r'"(flexcharge_outbox_[a-z_]+)"', read(WORKER_METRICS)))
     documented = set(re.findall(r"flexcharge_outbox_[a-z_]+[a-z]", read(README)))
     # A histogram's series (_bucket/_sum/_count) count as the metric itself.
     documented = {re.sub(r"_(bucket|sum|count)$", "", m) if re.sub(r"_(bucket|sum|count)$", "", m) in defined else m
