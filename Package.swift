@@ -146,7 +146,12 @@ let package = Package(
         ),
         .testTarget(
             name: "OutboxEngineTests",
-            dependencies: ["OutboxEngine", "LibPQ", "FlexChargeAPI", "FlexChargeSandbox", "TestSupport"],
+            dependencies: [
+                "OutboxEngine", "LibPQ", "FlexChargeAPI", "FlexChargeSandbox", "TestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
