@@ -103,7 +103,7 @@ import TestSupport
 
     @Test func everyCommandsHelpTeachesWithAnExample() async throws {
         let commands = [
-            ["migrate"], ["worker"], ["status"], ["events", "show"], ["events", "list"], ["retry"], ["skip"], ["report"],
+            ["migrate"], ["worker"], ["status"], ["reconcile"], ["events", "show"], ["events", "list"], ["retry"], ["skip"], ["report"],
             ["merchant", "add"], ["merchant", "set"], ["merchant", "credentials"], ["merchant", "show"], ["merchant", "list"],
             ["merchant", "history"], ["sample-events"],
         ]
