@@ -26,8 +26,7 @@ struct ReconcileCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard let date = ReportCommand.day(day) else { throw CLIFailure.badInput("--day must be a date like 2026-11-26") }
-        let sealer: CredentialSealer
-        do { sealer = try CredentialSealer.fromEnvironment() } catch { throw CLIFailure.badInput(error.description) }
+        let sealer = try ProcessSetup.credentialSealer()
         let differences = try await database.withSession { session -> [Reconciler.Difference] in
             guard try await MerchantStore(session: session, actor: "").settings(merchant) != nil else {
                 throw CLIFailure.badInput("unknown merchant \(merchant)")

@@ -62,18 +62,9 @@ struct ServeCommand: AsyncParsableCommand {
     var logLevel: Logger.Level = .info
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = logLevel
-            return handler
-        }
+        ProcessSetup.bootstrapLogging(logLevel)
         let logger = Logger(label: "flexcharge.serve")
-        let sealer: CredentialSealer
-        do {
-            sealer = try CredentialSealer.fromEnvironment()
-        } catch {
-            throw CLIFailure.badInput(error.description)
-        }
+        let sealer = try ProcessSetup.credentialSealer()
         let environment = ProcessInfo.processInfo.environment
         var secret = environment["FLEXCHARGE_TOKENIZE_SECRET"]
         if secret == nil, let path = environment["FLEXCHARGE_TOKENIZE_SECRET_FILE"] {

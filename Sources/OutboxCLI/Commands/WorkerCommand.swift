@@ -88,18 +88,9 @@ struct WorkerCommand: AsyncParsableCommand {
     var logLevel: Logger.Level = .info
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = logLevel
-            return handler
-        }
+        ProcessSetup.bootstrapLogging(logLevel)
         let logger = Logger(label: "flexcharge.worker")
-        let sealer: CredentialSealer
-        do {
-            sealer = try CredentialSealer.fromEnvironment()
-        } catch {
-            throw CLIFailure.badInput(error.description)
-        }
+        let sealer = try ProcessSetup.credentialSealer()
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
