@@ -26,7 +26,7 @@ struct SandboxHarness {
     /// Runs `body` against a fresh sandbox and client, then shuts both down.
     static func with(
         configure: (inout SandboxConfiguration) -> Void = { _ in },
-        requestTimeout: Duration = .seconds(5),
+        requestTimeout: Duration = .seconds(30),
         logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
         _ body: (SandboxHarness) async throws -> Void
     ) async throws {
@@ -34,7 +34,7 @@ struct SandboxHarness {
         configure(&configuration)
         let running = try await SandboxServer.start(FlexChargeSandbox(configuration: configuration, logger: logger), logger: logger)
         let client = FlexChargeClient(environment: running.environment,
-                                      configuration: .init(connectTimeout: .seconds(2), requestTimeout: requestTimeout),
+                                      configuration: .init(connectTimeout: .seconds(10), requestTimeout: requestTimeout),
                                       logger: logger)
         let harness = SandboxHarness(running: running, client: client)
         do {
