@@ -65,6 +65,13 @@ BEGIN
                      FROM flexcharge.outbox o
                     WHERE o.state = 'pending' AND o.claim_lane = v_lane
                       AND o.merchant_id = a.merchant_id AND o.next_attempt_at <= now()
+                      -- Per-order order, checked BEFORE the limit: an event waiting for an earlier
+                      -- event of its order must not take a place in the window, or a window full of
+                      -- waiting events would stall the merchant (seen in the chaos suite).
+                      AND NOT EXISTS (
+                          SELECT 1 FROM flexcharge.outbox earlier
+                           WHERE earlier.merchant_id = o.merchant_id AND earlier.order_id = o.order_id
+                             AND earlier.id < o.id AND earlier.state IN ('pending', 'running'))
                     ORDER BY o.next_attempt_at, o.id
                     LIMIT v_per_merchant) c
         ),
@@ -74,10 +81,6 @@ BEGIN
               FROM flexcharge.outbox o
               JOIN candidates c ON c.id = o.id
              WHERE o.state = 'pending'
-               AND NOT EXISTS (
-                   SELECT 1 FROM flexcharge.outbox earlier
-                    WHERE earlier.merchant_id = o.merchant_id AND earlier.order_id = o.order_id
-                      AND earlier.id < o.id AND earlier.state IN ('pending', 'running'))
              ORDER BY c.rank, c.next_attempt_at, o.id
              LIMIT v_take
                FOR UPDATE OF o SKIP LOCKED
