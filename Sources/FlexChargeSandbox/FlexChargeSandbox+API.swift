@@ -210,8 +210,9 @@ extension FlexChargeSandbox {
         let statuses = Set(request.queryValues("status").compactMap { Int($0) })
         let pageSize = max(1, request.queryValues("pageSize").first.flatMap { Int($0) } ?? 10)
         let pageNumber = max(1, request.queryValues("pageNumber").first.flatMap { Int($0) } ?? 1)
+        let text = request.queryValues("query").first  // the sandbox searches the merchant's order id
         let matching = state.orderIds.compactMap { state.orders[$0] }.filter { order in
-            order.mid == mid && (from.map { order.createdAt >= $0 } ?? true) && (to.map { order.createdAt <= $0 } ?? true)
+            order.mid == mid && (text.map { order.merchantOrderId == $0 } ?? true) && (from.map { order.createdAt >= $0 } ?? true) && (to.map { order.createdAt <= $0 } ?? true)
                 && (statuses.isEmpty || statuses.contains(order.status.rawValue))
         }
         let pageCount = (matching.count + pageSize - 1) / pageSize

@@ -13,10 +13,10 @@ import TestSupport
     @Test func aCallLongerThanTheLeaseKeepsItsLeaseByRenewal() async throws {
         try await WorkerHarness.with { h in
             try await h.enrol("m1")
-            // FlexCharge takes 2.5 s; the lease is 1 s: without renewal the rescuer would take the row back.
-            h.sandbox.sandbox.setFaults([FaultRule(route: "POST /transmit", kind: .latency, latencyMilliseconds: 2500, count: 1)])
+            // FlexCharge takes 5 s; the lease is 2 s: without renewal the rescuer would take the row back.
+            h.sandbox.sandbox.setFaults([FaultRule(route: "POST /transmit", kind: .latency, latencyMilliseconds: 5000, count: 1)])
             let id = try await h.insert("transmit", order: "slow-1", payload: SamplePayloads.transmit(orderID: "slow-1", amountCents: 900, declined: false))
-            try await h.runWorker(h.configuration(lease: .seconds(1))) { try await h.waitUntilSettled() }
+            try await h.runWorker(h.configuration(lease: .seconds(2))) { try await h.waitUntilSettled() }
 
             let row = try await h.event(id)
             #expect(try row.decode("state", as: String.self) == "succeeded")

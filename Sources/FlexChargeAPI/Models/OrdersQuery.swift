@@ -9,16 +9,19 @@ public struct OrdersQuery: Sendable, Hashable {
     public var statuses: [Int]
     public var pageSize: Int?
     public var pageNumber: Int?
+    /// Free-text search (`query`): FlexCharge matches it against order fields such as your order id.
+    public var query: String?
 
     /// Creates a query; all filters optional.
     public init(from: String? = nil, to: String? = nil, mid: String? = nil, statuses: [Int] = [],
-                pageSize: Int? = nil, pageNumber: Int? = nil) {
+                pageSize: Int? = nil, pageNumber: Int? = nil, query: String? = nil) {
         self.from = from
         self.to = to
         self.mid = mid
         self.statuses = statuses
         self.pageSize = pageSize
         self.pageNumber = pageNumber
+        self.query = query
     }
 
     /// Query items in a stable order (only values present).
@@ -30,6 +33,7 @@ public struct OrdersQuery: Sendable, Hashable {
         items += statuses.map { ("status", String($0)) }
         if let pageSize { items.append(("pageSize", String(pageSize))) }
         if let pageNumber { items.append(("pageNumber", String(pageNumber))) }
+        if let query { items.append(("query", query)) }
         return items
     }
 }

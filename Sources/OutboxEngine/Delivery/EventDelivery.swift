@@ -151,8 +151,8 @@ struct EventDelivery: Sendable {
         }
     }
 
-    /// Pages through the merchant's orders placed since the event was written, looking for the
-    /// gateway's order id.
+    /// Searches the merchant's orders placed since the event was written for the gateway's order
+    /// id (`query`), paging in case the search matches more than one.
     private func findOrder(
         _ event: ClaimedEvent, client: FlexChargeClient, credentials: MerchantCredentials
     ) async throws -> Order? {
@@ -160,7 +160,8 @@ struct EventDelivery: Sendable {
         var page = 1
         while page <= 50 {
             let answer = try await client.orders(
-                query: OrdersQuery(from: from, mid: credentials.mid, pageSize: 100, pageNumber: page), credentials: credentials)
+                query: OrdersQuery(from: from, mid: credentials.mid, pageSize: 100, pageNumber: page, query: event.orderID),
+                credentials: credentials)
             if let order = answer.body.items.first(where: { $0.referenceNumber == event.orderID }) { return order }
             guard answer.body.hasNextPage == true else { return nil }
             page += 1

@@ -197,11 +197,12 @@ public final class OutboxWorker: Service, Sendable {
         var lastQueueMetrics = ContinuousClock.now - .seconds(60)
         while !Task.isCancelled {
             do {
-                let rescued = try await store.rescueExpiredLeases(maxAttempts: configuration.backoff.maxAttempts, on: session)
-                if rescued > 0 { logger.warning("rescued events whose lease expired", metadata: ["count": "\(rescued)"]) }
+                // Renew our own leases first, so a late iteration never rescues this worker's live calls.
                 let due = await inFlight.older(than: configuration.lease / 3)
                 let renewed = try await store.renewLeases(due, worker: configuration.workerID, lease: configuration.lease, on: session)
                 await inFlight.renewed(renewed)
+                let rescued = try await store.rescueExpiredLeases(maxAttempts: configuration.backoff.maxAttempts, on: session)
+                if rescued > 0 { logger.warning("rescued events whose lease expired", metadata: ["count": "\(rescued)"]) }
                 if ContinuousClock.now - lastQueueMetrics >= .seconds(10) {
                     lastQueueMetrics = ContinuousClock.now
                     for lane in try await store.laneDepths(on: session) {
