@@ -132,20 +132,6 @@ public struct OutboxStore: Sendable {
         return Set(try result.rows.map { try $0.decode("id", as: Int64.self) })
     }
 
-    /// Gives back events claimed but never started (shutdown): pending again, the claim not
-    /// counted as an attempt.
-    public func release(_ ids: [Int64], worker: String, on session: PGSession) async throws {
-        guard !ids.isEmpty else { return }
-        try await session.execute(
-            """
-            UPDATE flexcharge.outbox
-               SET state = 'pending', attempts = greatest(attempts - 1, 0), lease_owner = NULL,
-                   lease_expires_at = NULL, next_attempt_at = now(), updated_at = now()
-             WHERE id = ANY($1::bigint[]) AND state = 'running' AND lease_owner = $2
-            """,
-            [ids, worker])
-    }
-
     /// Returns expired leases to pending (see `flexcharge.rescue_expired_leases()`).
     @discardableResult
     public func rescueExpiredLeases(maxAttempts: Int, on session: PGSession) async throws -> Int {
