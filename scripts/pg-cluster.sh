@@ -52,7 +52,7 @@ start)
 listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$dir'
-max_connections = 200
+max_connections = 600
 shared_buffers = 256MB
 fsync = on
 synchronous_commit = on
