@@ -4,34 +4,13 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+import TestSupport
 
-/// Collects every log line (message and metadata) in memory.
-final class CapturingLogStore: Sendable {
-    private let lines = Mutex<[String]>([])
-    func append(_ line: String) { lines.withLock { $0.append(line) } }
-    var all: [String] { lines.withLock { $0 } }
-}
-
-struct CapturingLogHandler: LogHandler {
-    let store: CapturingLogStore
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        store.append("\(event.level) \(event.message) \(merged) \(event.source) \(event.file)")
-    }
-}
 
 @Suite struct LogRedactionTests {
     @Test func fullClientRunLeaksNoSecretTokenOrCardNumber() async throws {
-        let store = CapturingLogStore()
-        let logger = Logger(label: "capture", factory: { _ in CapturingLogHandler(store: store) })
+        let store = LogRecorder()
+        let logger = store.logger
         let card = "4111111111111111"
         var descriptions: [String] = []
         try await SandboxHarness.with(configure: {

@@ -9,27 +9,6 @@ import Synchronization
 import Testing
 import TestSupport
 
-/// Keeps every log line (message and metadata) at every level.
-struct RecordingLogHandler: LogHandler {
-    let recorder: LogRecorder
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-    func log(event: LogEvent) {
-        let all = metadata.merging(event.metadata ?? [:]) { $1 }
-        recorder.lines.withLock { $0.append("\(event.level) \(event.message) \(all)") }
-    }
-}
-
-final class LogRecorder: Sendable {
-    let lines = Mutex<[String]>([])
-    var logger: Logger { Logger(label: "recorded", factory: { _ in RecordingLogHandler(recorder: self) }) }
-    var all: [String] { lines.withLock { $0 } }
-}
-
 /// `POST /v1/tokenize` and ``CardTokenizer``: the token comes back, the card number goes nowhere.
 @Suite struct TokenizationTests {
     static let pan = "4000002760003184"  // the sandbox approves evaluates with this card
