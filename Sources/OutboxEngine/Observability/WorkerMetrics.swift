@@ -38,21 +38,22 @@ enum WorkerMetrics {
     }
 
     private static func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
-        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
-        return counters.withLock { cache in
-            if let existing = cache[key] { return existing }
-            let created = Counter(label: label, dimensions: dimensions)
-            cache[key] = created
-            return created
-        }
+        cached(in: counters, label, dimensions) { Counter(label: label, dimensions: dimensions) }
     }
 
     private static func timer(_ label: String, _ dimensions: [(String, String)]) -> Timer {
+        cached(in: timers, label, dimensions) { Timer(label: label, dimensions: dimensions) }
+    }
+
+    /// The handle for `label` and `dimensions`, created on first use.
+    private static func cached<Handle>(
+        in cache: borrowing Mutex<[String: Handle]>, _ label: String, _ dimensions: [(String, String)], create: () -> Handle
+    ) -> Handle {
         let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
-        return timers.withLock { cache in
-            if let existing = cache[key] { return existing }
-            let created = Timer(label: label, dimensions: dimensions)
-            cache[key] = created
+        return cache.withLock { handles in
+            if let existing = handles[key] { return existing }
+            let created = create()
+            handles[key] = created
             return created
         }
     }
