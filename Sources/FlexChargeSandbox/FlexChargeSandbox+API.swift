@@ -33,9 +33,13 @@ extension FlexChargeSandbox {
                 return .envelope(["status": order.outcome, "confirmationId": order.confirmationId], orderSessionKey: order.id)
             }
         case .order:
-            reply = await perform(delay) { state in
-                guard let order = state.orders[request.pathID ?? ""], order.mid == mid else { return .problem(404, "Not Found") }
-                return .json(200, order.json(iso: SandboxState.iso), ledgerStatus: order.status.name, orderSessionKey: order.id)
+            // A read: copy the order under the lock, write its JSON outside it.
+            await delay()
+            let found = state.withLock { $0.orders[request.pathID ?? ""] }
+            if let order = found, order.mid == mid {
+                reply = SandboxReply(status: 200, body: order.json(iso: SandboxState.iso), ledgerStatus: order.status.name, orderSessionKey: order.id)
+            } else {
+                reply = .problem(404, "Not Found")
             }
         case .orders:
             reply = await perform(delay) { listOrders(request, mid: mid, state: $0) }
@@ -80,12 +84,13 @@ extension FlexChargeSandbox {
 
     /// The mid of a valid bearer token (`Bearer`/`bearer`), or `nil` for missing, malformed or expired ones.
     private func authenticate(_ header: String?) -> String? {
-        guard let header, header.count > 7, header.prefix(7).lowercased() == "bearer " else { return nil }
-        let token = String(header.dropFirst(7).drop { $0 == " " })
-        return state.withLock { state in
-            guard let issued = state.tokens[token], issued.expiresAt > state.now() else { return nil }
-            return issued.mid
-        }
+        guard let header else { return nil }
+        let utf8 = header.utf8
+        guard utf8.count > 7, utf8.prefix(7).elementsEqual("bearer ".utf8, by: { $0 | 0x20 == $1 }) else { return nil }
+        let token = String(Substring(utf8.dropFirst(7).drop { $0 == UInt8(ascii: " ") }))
+        let now = clock.now()
+        guard let issued = state.withLock({ $0.tokens[token] }), issued.expiresAt > now else { return nil }
+        return issued.mid
     }
 
     private func issueToken(_ raw: [UInt8], state: inout SandboxState) -> SandboxReply {
@@ -218,7 +223,7 @@ extension FlexChargeSandbox {
         let pageCount = (matching.count + pageSize - 1) / pageSize
         let page = matching.dropFirst((pageNumber - 1) * pageSize).prefix(pageSize)
         return .json(200, [
-            "items": page.map { $0.json(iso: SandboxState.iso) }, "pageNumber": pageNumber, "pageSize": pageSize,
+            "items": page.map { SandboxJSONWriter.Raw(bytes: $0.json(iso: SandboxState.iso)) }, "pageNumber": pageNumber, "pageSize": pageSize,
             "pageCount": pageCount, "totalItemCount": matching.count, "hasNextPage": pageNumber < pageCount,
             "hasPreviousPage": pageNumber > 1, "isFirstPage": pageNumber == 1, "isLastPage": pageNumber >= pageCount,
         ], ledgerStatus: "LISTED")

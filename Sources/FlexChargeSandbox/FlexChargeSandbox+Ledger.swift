@@ -1,14 +1,30 @@
+import Foundation
 import Synchronization
+
+/// One received request as the sandbox keeps it: unformatted, sharing its strings with the reply, so that
+/// recording costs no formatting and little memory (the ledger is written on every request, read rarely).
+struct ReceivedRequest: Sendable {
+    var time: Date
+    var route: APIRoute
+    var reply: SandboxReply.LedgerFields?
+    var httpStatus: Int
+    var processed: Bool
+    var fault: FaultRule.Kind?
+
+    /// The public ledger entry.
+    var entry: SandboxLedger.Request {
+        .init(time: SandboxState.iso(time), route: route.rawValue, mid: reply?.mid, merchantOrderId: reply?.merchantOrderId,
+              idempotencyKey: reply?.idempotencyKey, httpStatus: httpStatus, status: reply?.ledgerStatus,
+              orderSessionKey: reply?.orderSessionKey, processed: processed, fault: fault?.rawValue)
+    }
+}
+
 extension FlexChargeSandbox {
     /// Appends one received request to the ledger.
     func record(_ route: APIRoute, reply: SandboxReply?, httpStatus: Int, processed: Bool, fault: FaultRule.Kind?) {
-        state.withLock { state in
-            state.ledger.requests.append(.init(
-                time: SandboxState.iso(state.now()), route: route.rawValue, mid: reply?.mid,
-                merchantOrderId: reply?.merchantOrderId, idempotencyKey: reply?.idempotencyKey, httpStatus: httpStatus,
-                status: reply?.ledgerStatus, orderSessionKey: reply?.orderSessionKey, processed: processed,
-                fault: fault?.rawValue))
-        }
+        let received = ReceivedRequest(time: clock.now(), route: route, reply: reply?.ledgerFields, httpStatus: httpStatus,
+                                       processed: processed, fault: fault)
+        state.withLock { $0.receivedRequests.append(received) }
     }
 
     /// The fault (if any) for a request on `route`, and the total delay to apply to it.

@@ -14,6 +14,7 @@ public final class FlexChargeSandbox: Sendable {
     let merchantsByMid: [String: SandboxMerchant]
     let merchantsByAppKey: [String: SandboxMerchant]
     let state: Mutex<SandboxState>
+    let clock = SandboxClock()
     let webhookURLs: Mutex<[String: String]>
     /// Whether any fault rule is set (lets fault-free requests skip the lock).
     let hasFaults: Atomic<Bool>
@@ -26,7 +27,7 @@ public final class FlexChargeSandbox: Sendable {
         self.configuration = configuration
         self.merchantsByMid = Dictionary(configuration.merchants.map { ($0.mid, $0) }) { first, _ in first }
         self.merchantsByAppKey = Dictionary(configuration.merchants.map { ($0.appKey, $0) }) { first, _ in first }
-        self.state = Mutex(SandboxState(faults: configuration.faults, seed: configuration.randomSeed))
+        self.state = Mutex(SandboxState(faults: configuration.faults, seed: configuration.randomSeed, clock: clock))
         self.webhookURLs = Mutex(Dictionary(configuration.merchants.compactMap { m in m.webhookURL.map { (m.mid, $0) } }) { a, _ in a })
         self.hasFaults = Atomic(!configuration.faults.isEmpty)
         self.logger = logger
@@ -37,24 +38,28 @@ public final class FlexChargeSandbox: Sendable {
     // MARK: Test control
 
     /// A copy of the ledger.
-    public func ledger() -> SandboxLedger { state.withLock { $0.ledger } }
+    public func ledger() -> SandboxLedger {
+        let (ledger, received) = state.withLock { ($0.ledger, $0.receivedRequests) }
+        var copy = ledger
+        copy.requests = received.all.map(\.entry)
+        return copy
+    }
 
     /// Forgets all tokens, orders, idempotency keys, faults, the ledger and the clock offset.
     public func reset() {
-        state.withLock { $0 = SandboxState(faults: [], seed: configuration.randomSeed) }
+        state.withLock { $0 = SandboxState(faults: [], seed: configuration.randomSeed, clock: clock) }
+        clock.reset()
         hasFaults.store(false, ordering: .relaxed)
         webhooks.clearReceived()
     }
 
     /// The sandbox clock.
-    public func now() -> Date { state.withLock { $0.now() } }
+    public func now() -> Date { clock.now() }
 
     /// Moves the sandbox clock forward (token expiry, idempotency window, MIT completion and expiry).
     public func advanceClock(by duration: Duration) {
-        mutate { state in
-            state.clockOffset += Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-            state.settle()
-        }
+        clock.advance(by: duration)
+        settle()
     }
 
     /// Completes or expires the managed-MIT orders that are due at the current sandbox time (a served sandbox

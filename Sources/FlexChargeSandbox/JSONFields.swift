@@ -22,6 +22,7 @@ struct JSONFields {
 
     /// The raw value at a dotted path such as `transaction.amount` (`nil` for missing or JSON null).
     subscript(path: String) -> Any? {
+        if members.isEmpty { return nil }
         var current: Any? = members
         for part in path.lowercased().split(separator: ".") {
             guard let object = current as? [String: Any] else { return nil }

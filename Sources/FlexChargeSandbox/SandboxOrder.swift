@@ -56,14 +56,23 @@ struct SandboxOrder: Sendable {
         }
     }
 
-    /// The JSON object of `GET /orders/{id}`.
-    func json(iso: (Date) -> String) -> [String: Any] {
-        [
-            "id": id, "correlationId": id, "referenceNumber": merchantOrderId, "status": status.rawValue,
-            "statusName": status.name, "mid": mid, "amount": amountCents, "currencyCode": currency,
-            "currencySymbol": "$", "orderPlacedDate": iso(createdAt),
-            "expiryDate": expiryDate.map(iso) ?? NSNull(), "email": email ?? NSNull(),
-            "refundedAmount": refundedCents, "isMIT": isMIT,
-        ]
+    /// The JSON object of `GET /orders/{id}` (keys in sorted order, like every sandbox answer).
+    func json(iso: (Date) -> String) -> [UInt8] {
+        var object = SandboxJSONWriter.ObjectWriter()
+        object.add("amount", amountCents)
+        object.add("correlationId", id)
+        object.add("currencyCode", currency)
+        object.add("currencySymbol", "$")
+        object.add("email", email)
+        object.add("expiryDate", expiryDate.map(iso))
+        object.add("id", id)
+        object.add("isMIT", isMIT)
+        object.add("mid", mid)
+        object.add("orderPlacedDate", iso(createdAt))
+        object.add("referenceNumber", merchantOrderId)
+        object.add("refundedAmount", refundedCents)
+        object.add("status", status.rawValue)
+        object.add("statusName", status.name)
+        return object.finish()
     }
 }

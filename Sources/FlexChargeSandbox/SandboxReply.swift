@@ -13,6 +13,20 @@ struct SandboxReply: Sendable {
     var merchantOrderId: String?
     var idempotencyKey: String?
 
+    /// What the ledger keeps of a reply (not the body).
+    struct LedgerFields: Sendable {
+        var ledgerStatus: String?
+        var orderSessionKey: String?
+        var mid: String?
+        var merchantOrderId: String?
+        var idempotencyKey: String?
+    }
+
+    var ledgerFields: LedgerFields {
+        LedgerFields(ledgerStatus: ledgerStatus, orderSessionKey: orderSessionKey, mid: mid, merchantOrderId: merchantOrderId,
+                     idempotencyKey: idempotencyKey)
+    }
+
     /// A JSON answer (keys sorted, so equal objects give equal bytes).
     static func json(_ status: Int, _ object: [String: Any], ledgerStatus: String? = nil, orderSessionKey: String? = nil) -> SandboxReply {
         SandboxReply(status: status, body: SandboxJSONWriter.bytes(object), ledgerStatus: ledgerStatus, orderSessionKey: orderSessionKey)

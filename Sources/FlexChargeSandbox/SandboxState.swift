@@ -14,7 +14,7 @@ struct SandboxState: Sendable {
         var order: SandboxOrder
     }
 
-    var clockOffset: TimeInterval = 0
+    let clock: SandboxClock
     var tokens: [String: IssuedToken] = [:]
     var idempotency = IdempotencyStore()
     var orders: [String: SandboxOrder] = [:]
@@ -24,18 +24,22 @@ struct SandboxState: Sendable {
     var ordersByMerchantOrderId: [String: String] = [:]
     /// `/tokenize` token → PAN (sandbox test cards only).
     var vault: [String: String] = [:]
+    /// The ledger's charges, refunds and webhooks (its requests are kept in `receivedRequests`).
     var ledger = SandboxLedger()
+    /// Every request received, in order (formatted into ``SandboxLedger/requests`` when the ledger is read).
+    var receivedRequests = RequestLog()
     var faults: [FaultRule]
     var random: SeededGenerator
     var pendingWebhooks: [PendingWebhook] = []
 
-    init(faults: [FaultRule], seed: UInt64) {
+    init(faults: [FaultRule], seed: UInt64, clock: SandboxClock) {
+        self.clock = clock
         self.faults = faults
         self.random = SeededGenerator(seed: seed)
     }
 
     /// Sandbox clock: real time moved forward by every `advanceClock`.
-    func now() -> Date { Date().addingTimeInterval(clockOffset) }
+    func now() -> Date { clock.now() }
 
     /// Adds `order`, indexed by id and merchant order id.
     mutating func insert(_ order: SandboxOrder) {

@@ -4,7 +4,6 @@ import Hummingbird
 import Logging
 
 /// `flexcharge-sandbox`: runs the FlexCharge sandbox simulator.
-@main
 struct FlexChargeSandboxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flexcharge-sandbox",
