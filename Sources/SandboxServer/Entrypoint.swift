@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import NIOCore
 import NIOPosix
 
@@ -12,7 +11,6 @@ import NIOPosix
 @main
 enum Entrypoint {
     static func main() async {
-        if let n = ProcessInfo.processInfo.environment["SBTHREADS"].flatMap(Int.init) { NIOSingletons.groupLoopCountSuggestion = n }
         NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         await FlexChargeSandboxCommand.main()
     }
