@@ -2,22 +2,25 @@
 /// syntax: `{"a","b",NULL}`. Every element is quoted and escaped on the way out.
 extension Array: PGEncodable where Element: PGEncodable {
     public var pgText: String? {
-        var literal = "{"
+        // Built as bytes: this runs for every column of every batched write (one literal per column).
+        let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
+        var literal: [UInt8] = [UInt8(ascii: "{")]
+        literal.reserveCapacity(count * 24 + 2)
         for (i, element) in enumerated() {
-            if i > 0 { literal.append(",") }
+            if i > 0 { literal.append(UInt8(ascii: ",")) }
             guard let text = element.pgText else {
-                literal.append("NULL")
+                literal.append(contentsOf: "NULL".utf8)
                 continue
             }
-            literal.append("\"")
-            for character in text {
-                if character == "\"" || character == "\\" { literal.append("\\") }
-                literal.append(character)
+            literal.append(quote)
+            for byte in text.utf8 {
+                if byte == quote || byte == backslash { literal.append(backslash) }
+                literal.append(byte)
             }
-            literal.append("\"")
+            literal.append(quote)
         }
-        literal.append("}")
-        return literal
+        literal.append(UInt8(ascii: "}"))
+        return String(decoding: literal, as: UTF8.self)
     }
 }
 

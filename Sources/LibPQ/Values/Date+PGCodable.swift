@@ -13,9 +13,31 @@ extension Date: PGCodable {
         }
         let (days, secondOfDay) = (floorDiv(seconds, 86_400), seconds - floorDiv(seconds, 86_400) * 86_400)
         let (y, m, d) = civilFromDays(days)
-        return String(
-            format: "%04lld-%02lld-%02lld %02lld:%02lld:%02lld.%06lld+00", y, m, d, secondOfDay / 3600,
-            (secondOfDay % 3600) / 60, secondOfDay % 60, fraction)
+        guard (0...9999).contains(y) else {
+            return String(
+                format: "%04lld-%02lld-%02lld %02lld:%02lld:%02lld.%06lld+00", y, m, d, secondOfDay / 3600,
+                (secondOfDay % 3600) / 60, secondOfDay % 60, fraction)
+        }
+        // Written digit by digit (String(format:) dominated the batched writes' encoding cost).
+        return String(unsafeUninitializedCapacity: 29) { buffer in
+            var index = 0
+            func put(_ value: Int64, digits: Int) {
+                var value = value
+                for position in stride(from: index + digits - 1, through: index, by: -1) {
+                    buffer[position] = UInt8(ascii: "0") + UInt8(value % 10)
+                    value /= 10
+                }
+                index += digits
+            }
+            func put(_ byte: Unicode.Scalar) {
+                buffer[index] = UInt8(ascii: byte)
+                index += 1
+            }
+            put(y, digits: 4); put("-"); put(m, digits: 2); put("-"); put(d, digits: 2); put(" ")
+            put(secondOfDay / 3600, digits: 2); put(":"); put((secondOfDay % 3600) / 60, digits: 2); put(":")
+            put(secondOfDay % 60, digits: 2); put("."); put(fraction, digits: 6); put("+"); put(0, digits: 2)
+            return index
+        }
     }
 
     public static func decode(pgText: String?) -> Date? {
