@@ -22,7 +22,9 @@ extension FlexChargeSandbox {
         var reply: SandboxReply
         switch request.route {
         case .transmit:
-            reply = await perform(delay) { _ in transmit(body) }
+            // Stateless: validated and answered outside the state lock.
+            await delay()
+            reply = transmit(body)
         case .evaluate:
             reply = await evaluate(body, raw: request.body, mid: mid, delay: delay)
         case .outcome:

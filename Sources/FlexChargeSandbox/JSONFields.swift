@@ -15,9 +15,22 @@ struct JSONFields {
     }
 
     private init(_ object: [String: Any]) {
-        var lowered: [String: Any] = [:]
-        for (key, value) in object { lowered[key.lowercased()] = value }
-        members = lowered
+        members = Self.lowercasingKeys(object)
+    }
+
+    /// The object with every key lower-cased, nested objects (also inside arrays) included, so that a lookup
+    /// is one hash probe per path component.
+    private static func lowercasingKeys(_ object: [String: Any]) -> [String: Any] {
+        var lowered = [String: Any](minimumCapacity: object.count)
+        for (key, value) in object {
+            switch value {
+            case let nested as [String: Any]: lowered[key.lowercased()] = lowercasingKeys(nested)
+            case let array as [Any]:
+                lowered[key.lowercased()] = array.map { ($0 as? [String: Any]).map(lowercasingKeys) ?? $0 }
+            default: lowered[key.lowercased()] = value
+            }
+        }
+        return lowered
     }
 
     /// The raw value at a dotted path such as `transaction.amount` (`nil` for missing or JSON null).
@@ -26,7 +39,7 @@ struct JSONFields {
         var current: Any? = members
         for part in path.lowercased().split(separator: ".") {
             guard let object = current as? [String: Any] else { return nil }
-            current = object[String(part)] ?? object.first { $0.key.lowercased() == part }?.value
+            current = object[String(part)]
         }
         return current is NSNull ? nil : current
     }
