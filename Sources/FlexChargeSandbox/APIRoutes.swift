@@ -27,7 +27,7 @@ struct APIRoutes: Sendable {
         let body = request.method == .get ? ByteBuffer() : try await request.body.collect(upTo: 1 << 20)
         let apiRequest = APIRequest(
             route: route, pathID: context.parameters.get("id"),
-            query: request.uri.query == nil ? [] : request.uri.queryParameters.map { (String($0.key), String($0.value)) },
+            query: request.uri.queryParameters.map { (String($0.key), String($0.value)) },
             authorization: request.headers[.authorization], body: Array(buffer: body))
         let (fault, delay) = sandbox.faultAndDelay(for: route)
         switch fault?.kind {

@@ -1,12 +1,12 @@
 import Foundation
 import Synchronization
 
-/// One received request as the sandbox keeps it: unformatted, sharing its strings with the reply, so that
-/// recording costs no formatting and little memory (the ledger is written on every request, read rarely).
+/// One received request as the sandbox keeps it: unformatted, and with its reply's metadata but not its body, so
+/// that recording costs no formatting and little memory (the ledger is written on every request, read rarely).
 struct ReceivedRequest: Sendable {
     var time: Date
     var route: APIRoute
-    var reply: SandboxReply.LedgerFields?
+    var reply: SandboxReply?
     var httpStatus: Int
     var processed: Bool
     var fault: FaultRule.Kind?
@@ -22,7 +22,7 @@ struct ReceivedRequest: Sendable {
 extension FlexChargeSandbox {
     /// Appends one received request to the ledger.
     func record(_ route: APIRoute, reply: SandboxReply?, httpStatus: Int, processed: Bool, fault: FaultRule.Kind?) {
-        let received = ReceivedRequest(time: clock.now(), route: route, reply: reply?.ledgerFields, httpStatus: httpStatus,
+        let received = ReceivedRequest(time: clock.now(), route: route, reply: reply?.withoutBody, httpStatus: httpStatus,
                                        processed: processed, fault: fault)
         state.withLock { $0.receivedRequests.append(received) }
     }

@@ -39,10 +39,10 @@ public final class FlexChargeSandbox: Sendable {
 
     /// A copy of the ledger.
     public func ledger() -> SandboxLedger {
-        let (ledger, received) = state.withLock { ($0.ledger, $0.receivedRequests) }
-        var copy = ledger
-        copy.requests = received.all.map(\.entry)
-        return copy
+        let (stored, received) = state.withLock { ($0.ledger, $0.receivedRequests) }
+        var ledger = stored
+        ledger.requests = received.all.map(\.entry)  // formatted outside the lock
+        return ledger
     }
 
     /// Forgets all tokens, orders, idempotency keys, faults, the ledger and the clock offset.

@@ -13,18 +13,12 @@ struct SandboxReply: Sendable {
     var merchantOrderId: String?
     var idempotencyKey: String?
 
-    /// What the ledger keeps of a reply (not the body).
-    struct LedgerFields: Sendable {
-        var ledgerStatus: String?
-        var orderSessionKey: String?
-        var mid: String?
-        var merchantOrderId: String?
-        var idempotencyKey: String?
-    }
-
-    var ledgerFields: LedgerFields {
-        LedgerFields(ledgerStatus: ledgerStatus, orderSessionKey: orderSessionKey, mid: mid, merchantOrderId: merchantOrderId,
-                     idempotencyKey: idempotencyKey)
+    /// The reply as the ledger keeps it: its metadata without the body and headers.
+    var withoutBody: SandboxReply {
+        var copy = self
+        copy.body = []
+        copy.headers = []
+        return copy
     }
 
     /// A JSON answer (keys sorted, so equal objects give equal bytes).

@@ -20,8 +20,7 @@ struct ReconcileCommand: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @Option(help: "The merchant id.") var merchant: String
     @Option(help: "The UTC day, YYYY-MM-DD.") var day: String
-    @Option(help: "Base URL of FlexCharge's sandbox.") var sandboxUrl = FlexChargeEnvironment.sandbox.baseURL
-    @Option(help: "Base URL of FlexCharge's production API.") var productionUrl = FlexChargeEnvironment.production.baseURL
+    @OptionGroup var flexCharge: FlexChargeURLOptions
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
@@ -31,10 +30,8 @@ struct ReconcileCommand: AsyncParsableCommand {
             guard try await MerchantStore(session: session, actor: "").settings(merchant) != nil else {
                 throw CLIFailure.badInput("unknown merchant \(merchant)")
             }
-            return try await Reconciler(session: session, sealer: sealer, environments: [
-                .sandbox: FlexChargeEnvironment(name: .sandbox, baseURL: sandboxUrl),
-                .production: FlexChargeEnvironment(name: .production, baseURL: productionUrl),
-            ]).differences(merchantID: merchant, day: date)
+            return try await Reconciler(session: session, sealer: sealer, environments: flexCharge.environments)
+                .differences(merchantID: merchant, day: date)
         }
         if json {
             print(try jsonText(differences))

@@ -52,11 +52,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Accepted difference between x-fc-date and our clock, in seconds.")
     var clockSkewSeconds = 300
 
-    @Option(help: "Base URL of FlexCharge's sandbox.")
-    var sandboxUrl = FlexChargeEnvironment.sandbox.baseURL
-
-    @Option(help: "Base URL of FlexCharge's production API.")
-    var productionUrl = FlexChargeEnvironment.production.baseURL
+    @OptionGroup var flexCharge: FlexChargeURLOptions
 
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
@@ -77,10 +73,9 @@ struct ServeCommand: AsyncParsableCommand {
             throw CLIFailure.badInput("FLEXCHARGE_TOKENIZE_SECRET must be at least 16 characters")
         }
         let session = try await database.connect(name: "serve")
-        let clients = [
-            "sandbox": FlexChargeClient(environment: FlexChargeEnvironment(name: .sandbox, baseURL: sandboxUrl), logger: logger),
-            "production": FlexChargeClient(environment: FlexChargeEnvironment(name: .production, baseURL: productionUrl), logger: logger),
-        ]
+        let clients = Dictionary(uniqueKeysWithValues: flexCharge.environments.map { name, environment in
+            (name.rawValue, FlexChargeClient(environment: environment, logger: logger))
+        })
         let app = IntegrationServer.application(
             configuration: .init(host: host, port: port, tokenizeSecret: secret, allowRemotePlainHTTP: allowRemotePlainHttp,
                                  publicHost: publicHost, clockSkew: .seconds(clockSkewSeconds)),

@@ -69,11 +69,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "FlexCharge request timeout in seconds (a timeout after sending is ambiguous).")
     var requestTimeoutSeconds = 30.0
 
-    @Option(help: "Base URL of FlexCharge's sandbox.")
-    var sandboxUrl = FlexChargeEnvironment.sandbox.baseURL
-
-    @Option(help: "Base URL of FlexCharge's production API.")
-    var productionUrl = FlexChargeEnvironment.production.baseURL
+    @OptionGroup var flexCharge: FlexChargeURLOptions
 
     @Option(help: "Port of /healthz, /readyz and /metrics (0 to disable).")
     var httpPort = 9090
@@ -105,10 +101,7 @@ struct WorkerCommand: AsyncParsableCommand {
                              maxAttempts: maxAttempts),
             idempotencyWindow: .milliseconds(Int64(idempotencyWindowHours * 3_600_000)),
             drainGracePeriod: .milliseconds(Int64(graceSeconds * 1000)),
-            environments: [
-                .sandbox: FlexChargeEnvironment(name: .sandbox, baseURL: sandboxUrl),
-                .production: FlexChargeEnvironment(name: .production, baseURL: productionUrl),
-            ],
+            environments: flexCharge.environments,
             client: FlexChargeClientConfiguration(
                 connectTimeout: .milliseconds(Int64(connectTimeoutSeconds * 1000)),
                 requestTimeout: .milliseconds(Int64(requestTimeoutSeconds * 1000))))

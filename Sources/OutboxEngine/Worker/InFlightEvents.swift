@@ -8,8 +8,10 @@ actor InFlightEvents {
     var count: Int { started.count }
     var nonCITCount: Int { started.values.filter { !$0.cit }.count }
 
-    func add(_ event: ClaimedEvent) {
-        started[event.id] = (ContinuousClock.now, event.lane == "cit_evaluate")
+    /// Registers a claim's events (one call per claim, not per event: this is on the claim loop).
+    func add(_ events: [ClaimedEvent]) {
+        let now = ContinuousClock.now
+        for event in events { started[event.id] = (now, event.lane == "cit_evaluate") }
         WorkerMetrics.inFlight(started.count)
     }
 

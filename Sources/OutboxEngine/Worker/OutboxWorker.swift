@@ -122,8 +122,8 @@ public final class OutboxWorker: Service, Sendable {
                         health.databaseReachable(true)
                         claimed = events.count
                         WorkerMetrics.claimed(events)
+                        await inFlight.add(events)
                         for event in events {
-                            await inFlight.add(event)
                             calls.addTask {
                                 let completion = await delivery.deliver(event)
                                 if completion.outcome != .succeeded && completion.outcome != .awaitingOutcome {
