@@ -60,7 +60,10 @@ logging_collector = off
 CONF
     fi
     [ -n "$owner" ] && chown -R "$owner" "$dir"
-    as_owner "$bindir/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 60 start >/dev/null
+    # Already running (e.g. the demo's cluster from an earlier run): use it as it is.
+    if ! as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+        as_owner "$bindir/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 60 start >/dev/null
+    fi
     as_owner "$bindir/psql" -h "$dir" -p "$(cat "$dir/port")" -U flexcharge -d postgres -qtAc \
         "SELECT 1 FROM pg_database WHERE datname = 'flexcharge'" | grep -q 1 \
         || as_owner "$bindir/createdb" -h "$dir" -p "$(cat "$dir/port")" -U flexcharge flexcharge
