@@ -73,7 +73,9 @@ import TestSupport
             worker.send(SIGTERM)
             let result = await worker.wait()
             #expect(result.status == 0, "\(result.stderr.suffix(2000))")
-            // Nothing is left leased: every call in flight finished and was written.
+            // Nothing is left leased: every call in flight finished and was written, and the events
+            // claimed ahead of the slots (--prefetch) were given back.
+            #expect(result.stderr.contains("gave back events claimed but not started"))
             let running = try await h.session.query("SELECT count(*) AS n FROM flexcharge.outbox WHERE state = 'running'").first!
             #expect(try running.decode("n", as: Int.self) == 0)
             let pendingAfterDrain = try await h.session.query("SELECT count(*) AS n FROM flexcharge.outbox WHERE state = 'pending'").first!
@@ -95,6 +97,9 @@ import TestSupport
             #expect(ledger.charges.count == 20)
             let attempts = try await h.session.query("SELECT count(*) AS n FROM flexcharge.attempts").first!
             #expect(try attempts.decode("n", as: Int.self) == 320)
+            // A claim given back is not counted: every event used exactly one attempt.
+            let counted = try await h.session.query("SELECT min(attempts) AS lo, max(attempts) AS hi FROM flexcharge.outbox").first!
+            #expect(try counted.decode("lo", as: Int.self) == 1 && counted.decode("hi", as: Int.self) == 1)
         }
     }
 }

@@ -39,6 +39,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Events claimed per claim at most.")
     var batchSize = 64
 
+    @Option(help: "Events claimed ahead of free slots, so a finished call starts the next at once (default: half of --concurrency).")
+    var prefetch: Int?
+
     @Option(help: "Slots kept for CIT evaluates (a shopper is waiting).")
     var reservedCitSlots = 4
 
@@ -95,7 +98,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
         let configuration = WorkerConfiguration(
             workerID: workerId ?? WorkerConfiguration.defaultWorkerID(),
-            concurrency: concurrency, batchSize: batchSize, reservedForCIT: reservedCitSlots,
+            concurrency: concurrency, batchSize: batchSize, prefetch: prefetch, reservedForCIT: reservedCitSlots,
             lease: .milliseconds(Int64(leaseSeconds * 1000)), pollInterval: .milliseconds(pollIntervalMs),
             backoff: Backoff(base: .milliseconds(backoffBaseMs), cap: .milliseconds(Int64(backoffCapSeconds * 1000)),
                              maxAttempts: maxAttempts),

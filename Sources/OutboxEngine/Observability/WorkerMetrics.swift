@@ -9,6 +9,7 @@ import Synchronization
 enum WorkerMetrics {
     private static let counters = Mutex<[String: Counter]>([:])
     private static let timers = Mutex<[String: Timer]>([:])
+    private static let gauges = Mutex<[String: Gauge]>([:])
 
     static func claimed(_ events: [ClaimedEvent]) {
         var perLane: [String: Int] = [:]
@@ -28,8 +29,11 @@ enum WorkerMetrics {
         }
     }
 
-    static func inFlight(_ count: Int) {
-        Gauge(label: "flexcharge_outbox_in_flight").record(count)
+    /// Events being called (`flexcharge_outbox_in_flight`) and claimed but waiting for a slot
+    /// (`flexcharge_outbox_prefetched`).
+    static func held(calling count: Int, queued waiting: Int) {
+        cached(in: gauges, "flexcharge_outbox_in_flight", []) { Gauge(label: "flexcharge_outbox_in_flight") }.record(count)
+        cached(in: gauges, "flexcharge_outbox_prefetched", []) { Gauge(label: "flexcharge_outbox_prefetched") }.record(waiting)
     }
 
     static func queue(lane: String, depth: Int, oldestAgeSeconds: Double) {

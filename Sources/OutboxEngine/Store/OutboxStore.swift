@@ -132,6 +132,23 @@ public struct OutboxStore: Sendable {
         return Set(try result.rows.map { try $0.decode("id", as: Int64.self) })
     }
 
+    /// Gives back events claimed but never started (shutdown): pending again at once, the claim
+    /// not counted as an attempt (and a first claim leaves no `first_claimed_at`: nothing was sent,
+    /// so FlexCharge's idempotency window has not started). Only rows this worker still leases
+    /// are touched.
+    public func release(_ ids: [Int64], worker: String, on session: PGSession) async throws {
+        guard !ids.isEmpty else { return }
+        try await session.execute(
+            """
+            UPDATE flexcharge.outbox
+               SET state = 'pending', attempts = greatest(attempts - 1, 0), lease_owner = NULL,
+                   first_claimed_at = CASE WHEN attempts <= 1 THEN NULL ELSE first_claimed_at END,
+                   lease_expires_at = NULL, next_attempt_at = now(), updated_at = now()
+             WHERE id = ANY($1::bigint[]) AND state = 'running' AND lease_owner = $2
+            """,
+            [ids, worker])
+    }
+
     /// Returns expired leases to pending (see `flexcharge.rescue_expired_leases()`).
     @discardableResult
     public func rescueExpiredLeases(maxAttempts: Int, on session: PGSession) async throws -> Int {

@@ -61,7 +61,7 @@ public final class OutboxWorker: Service, Sendable {
         let poller = OutcomePoller(
             session: sessions.outcomes, clients: clients, sealer: sealer, polling: configuration.outcomePolling,
             worker: configuration.workerID, logger: logger)
-        let inFlight = InFlightEvents()
+        let held = HeldEvents()
         let wake = WakeSignal()
         let draining = DrainFlag()
 
@@ -73,10 +73,10 @@ public final class OutboxWorker: Service, Sendable {
             await withDiscardingTaskGroup { background in
                 background.addTask { await writer.run() }
                 background.addTask { await self.listen(on: sessions.listener, wake: wake) }
-                background.addTask { await self.maintain(on: sessions.maintenance, inFlight: inFlight) }
+                background.addTask { await self.maintain(on: sessions.maintenance, held: held) }
                 background.addTask { await poller.run() }
                 await self.claimLoop(
-                    session: sessions.claim, delivery: delivery, writer: writer, inFlight: inFlight, wake: wake,
+                    session: sessions.claim, delivery: delivery, writer: writer, held: held, wake: wake,
                     draining: draining)
                 await writer.finish()
                 background.cancelAll()
@@ -92,28 +92,36 @@ public final class OutboxWorker: Service, Sendable {
         logger.info("worker stopped")
     }
 
-    /// Claims while there are free slots, runs each event's call as a child task, and waits for a
-    /// NOTIFY, a freed slot or the poll interval when there is nothing to do.
+    /// Claims while the worker holds fewer than `concurrency + prefetch` events, feeds them to
+    /// `concurrency` call slots, and waits for a NOTIFY, a finished call or the poll interval when
+    /// there is nothing to claim. On shutdown it gives back the events no slot started.
     private func claimLoop(
-        session: PGSession, delivery: EventDelivery, writer: CompletionWriter, inFlight: InFlightEvents,
+        session: PGSession, delivery: EventDelivery, writer: CompletionWriter, held: HeldEvents,
         wake: WakeSignal, draining: DrainFlag
     ) async {
+        let capacity = configuration.concurrency + configuration.prefetch
         await withDiscardingTaskGroup { calls in
+            for slot in 0..<configuration.concurrency {
+                let citOnly = slot < configuration.reservedForCIT
+                calls.addTask {
+                    await self.callSlot(citOnly: citOnly, capacity: capacity, delivery: delivery, writer: writer, held: held, wake: wake)
+                }
+            }
             var failures = 0
-            // A claim costs the database about as much as tens of events, so after a freed slot the
-            // loop waits until `claimThreshold` slots are free; a CIT NOTIFY or the poll timer claims
-            // whatever is free at once.
+            // A claim costs the database about as much as tens of events, so after a finished call
+            // the loop waits until `claimThreshold` events fit; a CIT NOTIFY or the poll timer
+            // claims whatever fits at once.
             var claimAnything = true
             while !draining.isSet {
-                let busy = await inFlight.count
-                let free = configuration.concurrency - busy
+                let room = capacity - (await held.count)
                 let minimum = claimAnything ? 1 : configuration.claimThreshold
+                let total = min(room, configuration.batchSize)
                 var claimed = 0
-                if free >= minimum {
-                    let busyOthers = await inFlight.nonCITCount
-                    let othersFree = max(0, configuration.concurrency - configuration.reservedForCIT - busyOthers)
-                    let total = min(free, configuration.batchSize)
-                    let others = min(total, othersFree)
+                if room >= minimum {
+                    // Non-CIT events never take the last `reservedForCIT` places, so a CIT evaluate
+                    // can always be claimed at once.
+                    let othersRoom = max(0, capacity - configuration.reservedForCIT - (await held.nonCITCount))
+                    let others = min(total, othersRoom)
                     do {
                         let events = try await store.claim(
                             on: session, worker: configuration.workerID, total: total,
@@ -122,23 +130,7 @@ public final class OutboxWorker: Service, Sendable {
                         health.databaseReachable(true)
                         claimed = events.count
                         WorkerMetrics.claimed(events)
-                        await inFlight.add(events)
-                        for event in events {
-                            calls.addTask {
-                                let completion = await delivery.deliver(event)
-                                if completion.outcome != .succeeded && completion.outcome != .awaitingOutcome {
-                                    self.logger.info("event not done", metadata: [
-                                        "event_id": "\(event.id)", "merchant_id": "\(event.merchantID)",
-                                        "kind": "\(event.kind.rawValue)", "attempt": "\(event.attempt)",
-                                        "outcome": "\(completion.outcome.state)", "failure_class": "\(completion.failureClass ?? "")",
-                                        "error": "\(completion.error ?? "")",
-                                    ])
-                                }
-                                await writer.submit(completion)
-                                await inFlight.remove(event.id)
-                                await wake.signal()
-                            }
-                        }
+                        await held.add(events)
                     } catch {
                         failures += 1
                         health.databaseReachable(false)
@@ -148,22 +140,58 @@ public final class OutboxWorker: Service, Sendable {
                     }
                 }
                 // A full batch means more may be waiting: claim again at once.
-                if claimed == 0 || claimed < min(free, configuration.batchSize) || free < minimum {
+                if claimed == 0 || claimed < total || room < minimum {
                     claimAnything = await wake.wait(timeout: configuration.pollInterval) != .signal
                 } else {
                     claimAnything = false
                 }
             }
-            // Draining: in-flight calls get the grace period, then are cancelled (recorded as ambiguous).
+            await giveBack(await held.close(), on: session)
+            // Draining: calls in flight get the grace period, then are cancelled (recorded as ambiguous).
             let deadline = ContinuousClock.now + configuration.drainGracePeriod
-            while await inFlight.count > 0 && ContinuousClock.now < deadline {
+            while await held.count > 0 && ContinuousClock.now < deadline {
                 _ = await wake.wait(timeout: .milliseconds(100))
             }
-            if await inFlight.count > 0 {
-                let remaining = await inFlight.count
+            if await held.count > 0 {
+                let remaining = await held.count
                 logger.warning("grace period over; cancelling calls still in flight", metadata: ["in_flight": "\(remaining)"])
                 calls.cancelAll()
             }
+        }
+    }
+
+    /// One call slot: takes the next held event, calls FlexCharge, hands the outcome to the
+    /// writer, and wakes the claim loop once a claim's worth of room is free.
+    private func callSlot(
+        citOnly: Bool, capacity: Int, delivery: EventDelivery, writer: CompletionWriter, held: HeldEvents, wake: WakeSignal
+    ) async {
+        while let event = await held.next(citOnly: citOnly) {
+            let completion = await delivery.deliver(event)
+            if completion.outcome != .succeeded && completion.outcome != .awaitingOutcome {
+                logger.info("event not done", metadata: [
+                    "event_id": "\(event.id)", "merchant_id": "\(event.merchantID)",
+                    "kind": "\(event.kind.rawValue)", "attempt": "\(event.attempt)",
+                    "outcome": "\(completion.outcome.state)", "failure_class": "\(completion.failureClass ?? "")",
+                    "error": "\(completion.error ?? "")",
+                ])
+            }
+            await writer.submit(completion)
+            if capacity - (await held.finish(event.id)) >= configuration.claimThreshold {
+                await wake.signal()
+            }
+        }
+    }
+
+    /// Shutdown: events claimed but never started go back to pending, their claim not counted as
+    /// an attempt. If the database is unreachable they come back when their lease expires.
+    private func giveBack(_ unstarted: [ClaimedEvent], on session: PGSession) async {
+        guard !unstarted.isEmpty else { return }
+        do {
+            try await store.release(unstarted.map(\.id), worker: configuration.workerID, on: session)
+            logger.info("gave back events claimed but not started", metadata: ["count": "\(unstarted.count)"])
+        } catch {
+            logger.warning("could not give back unstarted events; they return when their lease expires",
+                           metadata: ["count": "\(unstarted.count)", "error": "\(error)"])
         }
     }
 
@@ -192,15 +220,15 @@ public final class OutboxWorker: Service, Sendable {
 
     /// Rescues expired leases (rows of dead workers), renews leases of long calls, and publishes
     /// queue depth per lane.
-    private func maintain(on session: PGSession, inFlight: InFlightEvents) async {
+    private func maintain(on session: PGSession, held: HeldEvents) async {
         let period = min(configuration.lease / 3, .seconds(2))
         var lastQueueMetrics = ContinuousClock.now - .seconds(60)
         while !Task.isCancelled {
             do {
                 // Renew our own leases first, so a late iteration never rescues this worker's live calls.
-                let due = await inFlight.older(than: configuration.lease / 3)
+                let due = await held.leasesOlder(than: configuration.lease / 3)
                 let renewed = try await store.renewLeases(due, worker: configuration.workerID, lease: configuration.lease, on: session)
-                await inFlight.renewed(renewed)
+                await held.renewed(renewed)
                 let rescued = try await store.rescueExpiredLeases(maxAttempts: configuration.backoff.maxAttempts, on: session)
                 if rescued > 0 { logger.warning("rescued events whose lease expired", metadata: ["count": "\(rescued)"]) }
                 if ContinuousClock.now - lastQueueMetrics >= .seconds(10) {

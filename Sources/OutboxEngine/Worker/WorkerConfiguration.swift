@@ -9,9 +9,14 @@ public struct WorkerConfiguration: Sendable {
     public var concurrency: Int
     /// Events claimed per claim call at most.
     public var batchSize: Int
-    /// After a freed slot, the worker claims again only once this many slots are free (a claim
-    /// costs the database about as much as tens of events); a CIT or MIT evaluate's NOTIFY and the
-    /// poll timer claim whatever is free at once. Default: a quarter of `concurrency`, at most `batchSize`.
+    /// Events claimed ahead of the free slots, queued in the worker (leased, and given back on
+    /// SIGTERM), so a slot that finishes starts its next call without waiting for a claim.
+    /// Default: half of `concurrency`.
+    public var prefetch: Int
+    /// The worker claims again only once this many events fit under `concurrency + prefetch` (a
+    /// claim costs the database about as much as tens of events); a CIT or MIT evaluate's NOTIFY
+    /// and the poll timer claim whatever fits at once. Default: a quarter of `concurrency`, at most
+    /// `batchSize`.
     public var claimThreshold: Int
     /// Slots only CIT evaluates may use, so a backlog of other work never fills every slot
     /// while a shopper waits.
@@ -37,6 +42,7 @@ public struct WorkerConfiguration: Sendable {
         workerID: String = WorkerConfiguration.defaultWorkerID(),
         concurrency: Int = 64,
         batchSize: Int = 64,
+        prefetch: Int? = nil,
         reservedForCIT: Int = 4,
         lease: Duration = .seconds(60),
         pollInterval: Duration = .seconds(1),
@@ -49,6 +55,7 @@ public struct WorkerConfiguration: Sendable {
         self.workerID = workerID
         self.concurrency = concurrency
         self.batchSize = batchSize
+        self.prefetch = max(0, prefetch ?? concurrency / 2)
         self.claimThreshold = max(1, min(batchSize, concurrency / 4))
         self.reservedForCIT = min(reservedForCIT, max(concurrency - 1, 0))
         self.lease = lease
