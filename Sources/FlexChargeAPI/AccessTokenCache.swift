@@ -1,11 +1,15 @@
 import Foundation
+import Synchronization
 
 /// Bearer tokens per merchant credentials, with single-flight renewal.
 ///
 /// A token is reused until `renewalMargin` before its `expires` instant. Concurrent callers that find no usable
 /// token share one `/oauth2/token` request. A token reported as rejected (401) is dropped only if it is still the
 /// cached one, so many callers failing with the same stale token trigger one renewal.
-actor AccessTokenCache {
+///
+/// A lock, not an actor: every API call asks for its token, and the usual answer (a cached token)
+/// needs no executor hop.
+final class AccessTokenCache: Sendable {
     /// A bearer token and its expiry.
     struct Token: Sendable {
         var value: String
@@ -17,8 +21,12 @@ actor AccessTokenCache {
         case pending(id: UInt64, Task<Token, any Error>)
     }
 
-    private var entries: [MerchantCredentials: Entry] = [:]
-    private var nextRequestID: UInt64 = 0
+    private struct State {
+        var entries: [MerchantCredentials: Entry] = [:]
+        var nextRequestID: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
     private let renewalMargin: TimeInterval
 
     init(renewalMargin: Duration) {
@@ -27,22 +35,36 @@ actor AccessTokenCache {
 
     /// A usable token for `credentials`, fetching one with `fetch` if needed (one fetch at a time per credentials).
     func token(for credentials: MerchantCredentials, fetch: @escaping @Sendable () async throws -> Token) async throws -> Token {
-        switch entries[credentials] {
-        case .ready(let token) where token.expires.timeIntervalSinceNow > renewalMargin:
+        enum Next { case use(Token), join(Task<Token, any Error>), started(UInt64, Task<Token, any Error>) }
+        let next: Next = state.withLock { state in
+            switch state.entries[credentials] {
+            case .ready(let token) where token.expires.timeIntervalSinceNow > renewalMargin:
+                return .use(token)
+            case .pending(_, let task):
+                return .join(task)
+            default:
+                state.nextRequestID &+= 1
+                let task = Task { try await fetch() }
+                state.entries[credentials] = .pending(id: state.nextRequestID, task)
+                return .started(state.nextRequestID, task)
+            }
+        }
+        switch next {
+        case .use(let token):
             return token
-        case .pending(_, let task):
+        case .join(let task):
             return try await task.value
-        default:
-            nextRequestID &+= 1
-            let id = nextRequestID
-            let task = Task { try await fetch() }
-            entries[credentials] = .pending(id: id, task)
+        case .started(let id, let task):
             do {
                 let token = try await task.value
-                if case .pending(id, _) = entries[credentials] { entries[credentials] = .ready(token) }
+                state.withLock { state in
+                    if case .pending(id, _) = state.entries[credentials] { state.entries[credentials] = .ready(token) }
+                }
                 return token
             } catch {
-                if case .pending(id, _) = entries[credentials] { entries[credentials] = nil }
+                state.withLock { state in
+                    if case .pending(id, _) = state.entries[credentials] { state.entries[credentials] = nil }
+                }
                 throw error
             }
         }
@@ -50,8 +72,10 @@ actor AccessTokenCache {
 
     /// Forgets `token` if it is still the cached token for `credentials` (it was rejected with a 401).
     func invalidate(_ token: Token, for credentials: MerchantCredentials) {
-        if case .ready(let cached) = entries[credentials], cached.value == token.value {
-            entries[credentials] = nil
+        state.withLock { state in
+            if case .ready(let cached) = state.entries[credentials], cached.value == token.value {
+                state.entries[credentials] = nil
+            }
         }
     }
 }

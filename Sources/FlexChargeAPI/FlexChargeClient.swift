@@ -153,7 +153,7 @@ public final class FlexChargeClient: Sendable {
             exchange.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(token.value)")
             reply = try await exchange.perform(on: httpClient, timeout: configuration.requestTimeout)
             if reply.status == 401 {
-                await tokens.invalidate(token, for: credentials)
+                tokens.invalidate(token, for: credentials)
                 token = try await accessToken(for: credentials)
                 renewed = true
                 exchange.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(token.value)")

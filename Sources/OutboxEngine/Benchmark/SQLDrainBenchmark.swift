@@ -26,7 +26,7 @@ public enum SQLDrainBenchmark {
                 drained += events.count
                 let now = Date()
                 for event in events {
-                    await writer.submit(Completion(
+                    writer.submit(Completion(
                         eventID: event.id, attempt: event.attempt, action: .send, environment: event.environment,
                         startedAt: now, finishedAt: now, httpStatus: 200, outcome: .succeeded, transactionKey: "bench"))
                 }

@@ -1,16 +1,18 @@
 import FlexChargeAPI
 import Foundation
+import Synchronization
 
 /// Opens sealed credentials once per stored version: a change in `merchant_credentials`
 /// (new `updated_at`) is picked up by the next claim, without decrypting on every event.
-actor CredentialCache {
+final class CredentialCache: Sendable {
     private struct Key: Hashable {
         let merchantID: String
         let environment: String
     }
 
     private let sealer: CredentialSealer
-    private var opened: [Key: (version: Date, credentials: MerchantCredentials)] = [:]
+    /// A lock, not an actor: every call looks its credentials up.
+    private let opened = Mutex<[Key: (version: Date, credentials: MerchantCredentials)]>([:])
 
     init(sealer: CredentialSealer) { self.sealer = sealer }
 
@@ -19,13 +21,13 @@ actor CredentialCache {
             throw CredentialError("merchant \(event.merchantID) has no \(event.environment) credentials (flexcharge-outbox merchant credentials)")
         }
         let key = Key(merchantID: event.merchantID, environment: event.environment)
-        if let cached = opened[key], cached.version == sealed.version { return cached.credentials }
+        if let cached = opened.withLock({ $0[key] }), cached.version == sealed.version { return cached.credentials }
         let credentials = MerchantCredentials(
             mid: sealed.mid,
             appKey: try sealer.open(sealed.appKey),
             appSecret: try sealer.open(sealed.appSecret),
             tokenizationKey: try sealed.tokenizationKey.map { (bytes) throws(CredentialError) in try sealer.open(bytes) })
-        opened[key] = (sealed.version, credentials)
+        opened.withLock { $0[key] = (sealed.version, credentials) }
         return credentials
     }
 }

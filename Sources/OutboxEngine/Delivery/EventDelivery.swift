@@ -25,7 +25,7 @@ struct EventDelivery: Sendable {
         }
         let merchant: MerchantCredentials
         do {
-            merchant = try await credentials.credentials(for: event)
+            merchant = try credentials.credentials(for: event)
         } catch {
             return completion.finished(.failed, class: "config", error: error.description)
         }

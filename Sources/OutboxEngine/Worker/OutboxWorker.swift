@@ -84,7 +84,7 @@ public final class OutboxWorker: Service, Sendable {
         } onGracefulShutdown: {
             self.health.setReady(false)
             draining.set()
-            Task { await wake.signal() }
+            wake.signal()
         }
         health.setReady(false)
         try? await httpClient.shutdown()
@@ -113,14 +113,14 @@ public final class OutboxWorker: Service, Sendable {
             // claims whatever fits at once.
             var claimAnything = true
             while !draining.isSet {
-                let room = capacity - (await held.count)
+                let room = capacity - held.count
                 let minimum = claimAnything ? 1 : configuration.claimThreshold
                 let total = min(room, configuration.batchSize)
                 var claimed = 0
                 if room >= minimum {
                     // Non-CIT events never take the last `reservedForCIT` places, so a CIT evaluate
                     // can always be claimed at once.
-                    let othersRoom = max(0, capacity - configuration.reservedForCIT - (await held.nonCITCount))
+                    let othersRoom = max(0, capacity - configuration.reservedForCIT - held.nonCITCount)
                     let others = min(total, othersRoom)
                     do {
                         let events = try await store.claim(
@@ -130,7 +130,7 @@ public final class OutboxWorker: Service, Sendable {
                         health.databaseReachable(true)
                         claimed = events.count
                         WorkerMetrics.claimed(events)
-                        await held.add(events)
+                        held.add(events)
                     } catch {
                         failures += 1
                         health.databaseReachable(false)
@@ -146,14 +146,14 @@ public final class OutboxWorker: Service, Sendable {
                     claimAnything = false
                 }
             }
-            await giveBack(await held.close(), on: session)
+            await giveBack(held.close(), on: session)
             // Draining: calls in flight get the grace period, then are cancelled (recorded as ambiguous).
             let deadline = ContinuousClock.now + configuration.drainGracePeriod
-            while await held.count > 0 && ContinuousClock.now < deadline {
+            while held.count > 0 && ContinuousClock.now < deadline {
                 _ = await wake.wait(timeout: .milliseconds(100))
             }
-            if await held.count > 0 {
-                let remaining = await held.count
+            if held.count > 0 {
+                let remaining = held.count
                 logger.warning("grace period over; cancelling calls still in flight", metadata: ["in_flight": "\(remaining)"])
                 calls.cancelAll()
             }
@@ -175,9 +175,9 @@ public final class OutboxWorker: Service, Sendable {
                     "error": "\(completion.error ?? "")",
                 ])
             }
-            await writer.submit(completion)
-            if capacity - (await held.finish(event.id)) >= configuration.claimThreshold {
-                await wake.signal()
+            writer.submit(completion)
+            if capacity - held.finish(event.id) >= configuration.claimThreshold {
+                wake.signal()
             }
         }
     }
@@ -204,12 +204,12 @@ public final class OutboxWorker: Service, Sendable {
                 if !listening {
                     try await session.listen("flexcharge_outbox")
                     listening = true
-                    await wake.signal(urgent: true)  // anything inserted while we were not listening
+                    wake.signal(urgent: true)  // anything inserted while we were not listening
                 }
                 // The payload is the most urgent lane inserted; evaluates (lanes 0 and 1) are urgent.
                 let notifications = try await session.waitForNotifications(timeoutMilliseconds: 500)
                 if !notifications.isEmpty {
-                    await wake.signal(urgent: notifications.contains { $0.payload == "0" || $0.payload == "1" })
+                    wake.signal(urgent: notifications.contains { $0.payload == "0" || $0.payload == "1" })
                 }
             } catch {
                 listening = false
@@ -226,9 +226,9 @@ public final class OutboxWorker: Service, Sendable {
         while !Task.isCancelled {
             do {
                 // Renew our own leases first, so a late iteration never rescues this worker's live calls.
-                let due = await held.leasesOlder(than: configuration.lease / 3)
+                let due = held.leasesOlder(than: configuration.lease / 3)
                 let renewed = try await store.renewLeases(due, worker: configuration.workerID, lease: configuration.lease, on: session)
-                await held.renewed(renewed)
+                held.renewed(renewed)
                 let rescued = try await store.rescueExpiredLeases(maxAttempts: configuration.backoff.maxAttempts, on: session)
                 if rescued > 0 { logger.warning("rescued events whose lease expired", metadata: ["count": "\(rescued)"]) }
                 if ContinuousClock.now - lastQueueMetrics >= .seconds(10) {

@@ -1,38 +1,67 @@
+import Synchronization
+
 /// A coalescing wake-up for the claim loop: any number of `signal()` calls while nobody waits
-/// wake the next `wait` once. NOTIFYs, freed slots and shutdown signal it; a NOTIFY for a CIT
+/// wake the next `wait` once. NOTIFYs, finished calls and shutdown signal it; a NOTIFY for a CIT
 /// evaluate signals it as urgent.
-actor WakeSignal {
+///
+/// `signal()` is synchronous (a lock, no actor hop): every finished call may signal it, and under
+/// load each hop waits its turn on a busy event loop.
+final class WakeSignal: Sendable {
     /// Why `wait` returned.
     enum Reason { case signal, urgent, timeout }
 
-    private var pending: Reason?
-    private var waiter: CheckedContinuation<Reason, Never>?
+    private struct State {
+        var pending: Reason?
+        var waiter: CheckedContinuation<Reason, Never>?
+        var timer: Task<Void, Never>?
+        /// Counts waits, so that a timer of an earlier wait never ends a later one.
+        var wait: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
 
     func signal(urgent: Bool = false) {
-        deliver(urgent ? .urgent : .signal)
+        deliver(urgent ? .urgent : .signal, toWait: nil)
     }
 
     /// Returns at the next signal, or after `timeout`, whichever comes first.
     func wait(timeout: Duration) async -> Reason {
-        if let reason = pending {
-            pending = nil
+        if let reason = state.withLock({ state in defer { state.pending = nil }; return state.pending }) {
             return reason
         }
-        let timer = Task { [weak self] in
-            guard (try? await Task.sleep(for: timeout)) != nil else { return }  // cancelled: woken already
-            await self?.deliver(.timeout)
+        return await withCheckedContinuation { continuation in
+            let ready: Reason? = state.withLock { state in
+                if let reason = state.pending {
+                    state.pending = nil
+                    return reason
+                }
+                state.wait &+= 1
+                let wait = state.wait
+                state.waiter = continuation
+                state.timer = Task { [weak self] in
+                    guard (try? await Task.sleep(for: timeout)) != nil else { return }  // cancelled: woken already
+                    self?.deliver(.timeout, toWait: wait)
+                }
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
         }
-        let reason = await withCheckedContinuation { waiter = $0 }
-        timer.cancel()
-        return reason
     }
 
-    private func deliver(_ reason: Reason) {
-        if let waiter {
-            self.waiter = nil
-            waiter.resume(returning: reason)
-        } else if pending != .urgent {
-            pending = reason == .timeout ? (pending ?? .timeout) : reason
+    private func deliver(_ reason: Reason, toWait wait: UInt64?) {
+        let woken: (CheckedContinuation<Reason, Never>, Task<Void, Never>?)? = state.withLock { state in
+            if let wait, wait != state.wait || state.waiter == nil { return nil }  // a stale timer
+            if let waiter = state.waiter {
+                defer { state.waiter = nil; state.timer = nil }
+                return (waiter, state.timer)
+            }
+            if state.pending != .urgent {
+                state.pending = reason == .timeout ? (state.pending ?? .timeout) : reason
+            }
+            return nil
         }
+        guard let (waiter, timer) = woken else { return }
+        if reason != .timeout { timer?.cancel() }
+        waiter.resume(returning: reason)
     }
 }
