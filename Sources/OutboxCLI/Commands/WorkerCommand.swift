@@ -39,7 +39,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Events claimed per claim at most.")
     var batchSize = 64
 
-    @Option(help: "Events claimed ahead of free slots, so a finished call starts the next at once (default: half of --concurrency).")
+    @Option(help: "Events claimed ahead of free slots, so a finished call starts the next at once (default: three quarters of --concurrency).")
     var prefetch: Int?
 
     @Option(help: "Slots kept for CIT evaluates (a shopper is waiting).")

@@ -11,11 +11,11 @@ public struct WorkerConfiguration: Sendable {
     public var batchSize: Int
     /// Events claimed ahead of the free slots, queued in the worker (leased, and given back on
     /// SIGTERM), so a slot that finishes starts its next call without waiting for a claim.
-    /// Default: half of `concurrency`.
+    /// Default: three quarters of `concurrency`.
     public var prefetch: Int
     /// The worker claims again only once this many events fit under `concurrency + prefetch` (a
     /// claim costs the database about as much as tens of events); a CIT or MIT evaluate's NOTIFY
-    /// and the poll timer claim whatever fits at once. Default: a quarter of `concurrency`, at most
+    /// and the poll timer claim whatever fits at once. Default: half of `concurrency`, at most
     /// `batchSize`.
     public var claimThreshold: Int
     /// Slots only CIT evaluates may use, so a backlog of other work never fills every slot
@@ -55,8 +55,8 @@ public struct WorkerConfiguration: Sendable {
         self.workerID = workerID
         self.concurrency = concurrency
         self.batchSize = batchSize
-        self.prefetch = max(0, prefetch ?? concurrency / 2)
-        self.claimThreshold = max(1, min(batchSize, concurrency / 4))
+        self.prefetch = max(0, prefetch ?? concurrency * 3 / 4)
+        self.claimThreshold = max(1, min(batchSize, concurrency / 2))
         self.reservedForCIT = min(reservedForCIT, max(concurrency - 1, 0))
         self.lease = lease
         self.pollInterval = pollInterval
