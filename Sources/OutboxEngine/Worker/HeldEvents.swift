@@ -42,12 +42,15 @@ final class HeldEvents: Sendable {
     var count: Int { state.withLock { $0.held.count } }
     /// Events held that are not CIT evaluates (they may not take the CIT room).
     var nonCITCount: Int { state.withLock { $0.heldOthers } }
+    /// Slots waiting for an event.
+    var waitingSlots: Int { state.withLock { $0.idleSlots.count } }
 
-    /// Registers a claim's events and hands them to idle slots, CIT evaluates first.
+    /// Registers a claim's events and hands them to idle slots, CIT evaluates first, then oldest
+    /// first (a claim returns its rows in no particular order).
     func add(_ events: [ClaimedEvent]) {
         let now = ContinuousClock.now
         let (handoffs, held, queued) = state.withLock { state in
-            for event in events {
+            for event in events.sorted(by: { $0.id < $1.id }) {
                 let isCIT = event.lane == "cit_evaluate"
                 state.held[event.id] = Held(leaseRenewedAt: now, isCIT: isCIT)
                 if isCIT { state.queuedCIT.append(event) } else { state.queuedOthers.append(event); state.heldOthers += 1 }
