@@ -11,13 +11,15 @@ import TestSupport
             let session = db.session()
             defer { Task { await session.close() } }
             let store = OutboxStore()
-            try await session.execute("INSERT INTO flexcharge.merchants (merchant_id, cit_website) VALUES ('m1', 'sandbox')")
-            func insert(_ kind: String, _ orders: [String]) async throws {
+            try await session.execute("INSERT INTO flexcharge.merchants (merchant_id, cit_website, mit) VALUES ('m1', 'sandbox', 'sandbox')")
+            func insert(_ kind: String, _ orders: [String], channel: String = "cit") async throws {
                 try await session.execute(
                     """
                     INSERT INTO flexcharge.outbox (kind, merchant_id, order_id, channel, origin, site_url, payload)
-                    SELECT $1::text, 'm1', o, 'cit', 'website', 's', '{"transaction": {"amount": 1500}}' FROM unnest($2::text[]) o
-                    """, [kind, orders])
+                    SELECT $1::text, 'm1', o, $3::text, CASE WHEN $3::text = 'cit' THEN 'website' END, 's',
+                           '{"transaction": {"amount": 1500}}'
+                      FROM unnest($2::text[]) o
+                    """, [kind, orders, channel])
             }
             func claim() async throws -> [ClaimedEvent] {
                 try await store.claim(on: session, worker: "w", total: 10, laneCaps: [10, 10, 10, 10], lease: .seconds(60))
@@ -36,7 +38,13 @@ import TestSupport
             try await insert("evaluate", ["cit-2"])
             held.add(try await claim())
             #expect(await held.next(citOnly: false)?.orderID == "cit-2")
-            #expect(held.count == 5 && held.nonCITCount == 3)
+            // So does an MIT evaluate, behind CIT: lanes first, then age.
+            try await insert("evaluate", ["mit-1"], channel: "mit")
+            held.add(try await claim())
+            #expect(held.count == 6 && held.nonCITCount == 4)
+            let mit = try #require(await held.next(citOnly: false))
+            #expect(mit.orderID == "mit-1")
+            #expect(held.finish(mit.id) == 5)
 
             // Shutdown: the slot still waiting gets nothing; the two transmits never started come back.
             let idleCITSlot = Task { await held.next(citOnly: true) }
@@ -61,7 +69,7 @@ import TestSupport
             let others = try await claim()
             try await store.release(others.map(\.id), worker: "someone-else", on: session)
             let stillRunning = try await session.query("SELECT count(*) AS n FROM flexcharge.outbox WHERE state = 'running' AND lease_owner = 'w'").first!
-            #expect(try stillRunning.decode("n", as: Int.self) == 5)
+            #expect(try stillRunning.decode("n", as: Int.self) == 6)  // t-1, cit-1, cit-2, mit-1, and t-2, t-3 again
         }
     }
 }

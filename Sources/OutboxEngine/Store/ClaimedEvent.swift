@@ -38,6 +38,9 @@ public struct ClaimedEvent: Sendable {
     public let requestBody: String
     /// The merchant's sealed credentials for `environment`, when configured.
     public let credentials: SealedCredentials?
+    /// The lane it was claimed in: 0 for CIT evaluates and for the earlier events of an order
+    /// whose CIT evaluate waits behind them, 1 MIT evaluates, 2 follow-ups, 3 transmits.
+    public let claimLane: Int
 
     /// Lane name for metrics and logs.
     public var lane: String {
@@ -64,6 +67,7 @@ public struct ClaimedEvent: Sendable {
         firstClaimedAt = try row.decode("first_claimed_at")
         nextAction = NextAction(rawValue: try row.decode("next_action")) ?? .send
         environment = try row.decode("environment")
+        claimLane = Int(try row.decode("claim_lane", as: Int16.self))
         orderSessionKey = try row.decode("order_session_key")
         amountCents = try row.decode("amount_cents")
         requestBody = try row.decode("request_body")

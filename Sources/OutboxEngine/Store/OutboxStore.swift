@@ -21,7 +21,7 @@ public struct OutboxStore: Sendable {
             SELECT c.id, c.kind, c.merchant_id, c.order_id, c.channel, c.origin, c.site, c.idempotency_key,
                    c.attempts, c.created_at, c.first_claimed_at, c.next_action, c.environment,
                    c.amount_cents, c.state,
-                   c.order_session_key,
+                   c.order_session_key, c.claim_lane,
                    (jsonb_strip_nulls(jsonb_build_object('orderId', c.order_id, 'isMIT', c.channel = 'mit',
                                                          'siteUrl', c.site_url))
                     || c.payload

@@ -6,7 +6,9 @@ import Synchronization
 ///
 /// Claiming ahead of the slots (up to `WorkerConfiguration.prefetch` events queued) keeps every
 /// slot busy: a slot that finishes starts its next event at once instead of waiting for a claim
-/// round trip. Queued CIT evaluates go first, and only they may use the slots kept for CIT.
+/// round trip. Queued events start in lane order (CIT evaluates and the events a CIT evaluate
+/// waits for, then MIT evaluates, follow-ups, transmits), oldest first within a lane; only lane 0
+/// may use the slots kept for CIT.
 ///
 /// A lock, not an actor: a slot finishes and takes its next event without an executor hop.
 final class HeldEvents: Sendable {
@@ -17,17 +19,23 @@ final class HeldEvents: Sendable {
 
     private struct State {
         var held: [Int64: Held] = [:]
-        var queuedCIT: [ClaimedEvent] = []
-        var queuedOthers: [ClaimedEvent] = []
+        /// One queue per claim lane, 0 (CIT) to 3 (transmits).
+        var queues: [[ClaimedEvent]] = [[], [], [], []]
         var idleSlots: [(citOnly: Bool, slot: CheckedContinuation<ClaimedEvent?, Never>)] = []
         var heldOthers = 0
         var closed = false
 
-        var queued: Int { queuedCIT.count + queuedOthers.count }
+        var queued: Int { queues.reduce(0) { $0 + $1.count } }
+
+        func hasWork(citOnly: Bool) -> Bool {
+            citOnly ? !queues[0].isEmpty : queues.contains { !$0.isEmpty }
+        }
 
         mutating func dequeue(citOnly: Bool) -> ClaimedEvent? {
-            if !queuedCIT.isEmpty { return queuedCIT.removeFirst() }
-            if !citOnly && !queuedOthers.isEmpty { return queuedOthers.removeFirst() }
+            for lane in queues.indices where !queues[lane].isEmpty {
+                if citOnly && lane > 0 { return nil }
+                return queues[lane].removeFirst()
+            }
             return nil
         }
 
@@ -40,23 +48,24 @@ final class HeldEvents: Sendable {
 
     /// Events held: queued plus being called.
     var count: Int { state.withLock { $0.held.count } }
-    /// Events held that are not CIT evaluates (they may not take the CIT room).
+    /// Events held outside lane 0 (they may not take the CIT room).
     var nonCITCount: Int { state.withLock { $0.heldOthers } }
     /// Slots waiting for an event.
     var waitingSlots: Int { state.withLock { $0.idleSlots.count } }
 
-    /// Registers a claim's events and hands them to idle slots, CIT evaluates first, then oldest
-    /// first (a claim returns its rows in no particular order).
+    /// Registers a claim's events and hands them to idle slots, in lane order, oldest first within
+    /// a lane (a claim returns its rows in no particular order).
     func add(_ events: [ClaimedEvent]) {
         let now = ContinuousClock.now
         let (handoffs, held, queued) = state.withLock { state in
             for event in events.sorted(by: { $0.id < $1.id }) {
-                let isCIT = event.lane == "cit_evaluate"
-                state.held[event.id] = Held(leaseRenewedAt: now, isCIT: isCIT)
-                if isCIT { state.queuedCIT.append(event) } else { state.queuedOthers.append(event); state.heldOthers += 1 }
+                let lane = min(max(event.claimLane, 0), 3)
+                state.held[event.id] = Held(leaseRenewedAt: now, isCIT: lane == 0)
+                state.queues[lane].append(event)
+                if lane != 0 { state.heldOthers += 1 }
             }
             var handoffs: [(CheckedContinuation<ClaimedEvent?, Never>, ClaimedEvent)] = []
-            while let index = state.idleSlots.firstIndex(where: { !state.queuedCIT.isEmpty || (!$0.citOnly && !state.queuedOthers.isEmpty) }) {
+            while let index = state.idleSlots.firstIndex(where: { state.hasWork(citOnly: $0.citOnly) }) {
                 let idle = state.idleSlots.remove(at: index)
                 handoffs.append((idle.slot, state.dequeue(citOnly: idle.citOnly)!))
             }
@@ -66,9 +75,9 @@ final class HeldEvents: Sendable {
         WorkerMetrics.held(calling: held - queued, queued: queued)
     }
 
-    /// A free slot's next event: the oldest queued CIT evaluate, else (unless the slot is kept for
-    /// CIT) the oldest other event; waits for the next claim when nothing fits. `nil` once the
-    /// worker is draining.
+    /// A free slot's next event: the oldest of the first lane with queued events (a slot kept for
+    /// CIT takes lane 0 only); waits for the next claim when nothing fits. `nil` once the worker
+    /// is draining.
     func next(citOnly: Bool) async -> ClaimedEvent? {
         if let event = state.withLock({ $0.dequeue(citOnly: citOnly) }) { return event }
         return await withCheckedContinuation { slot in
@@ -99,9 +108,8 @@ final class HeldEvents: Sendable {
             state.closed = true
             let idle = state.idleSlots.map(\.slot)
             state.idleSlots.removeAll()
-            let unstarted = state.queuedCIT + state.queuedOthers
-            state.queuedCIT.removeAll()
-            state.queuedOthers.removeAll()
+            let unstarted = state.queues.flatMap { $0 }
+            state.queues = [[], [], [], []]
             for event in unstarted { state.release(event.id) }
             return (idle, unstarted)
         }
