@@ -12,8 +12,8 @@ import Synchronization
 /// period (then cancels them, which records them as ambiguous), writes every outcome, and gives
 /// back events it claimed but never started.
 ///
-/// It uses four connections: claims, outcome writes, LISTEN, and maintenance (expired-lease
-/// rescue, lease renewal, queue metrics).
+/// It uses five connections: claims, outcome writes, LISTEN, maintenance (expired-lease rescue,
+/// lease renewal, queue metrics) and the lookups of evaluates awaiting their outcome.
 public final class OutboxWorker: Service, Sendable {
     public let configuration: WorkerConfiguration
     private let database: PGConfiguration
