@@ -89,7 +89,8 @@ extension SandboxHarness {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(running.port)/\(path)")
         request.method = HTTPMethod(rawValue: method)
         if let authorization { request.headers.add(name: "Authorization", value: authorization) }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+        // Generous: with every suite running in parallel on two cores, a 5 s deadline was once missed.
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(20))
         _ = try await response.body.collect(upTo: 1 << 20)
         return Int(response.status.code)
     }

@@ -53,7 +53,7 @@ enum WorkerMetrics {
     private static func cached<Handle>(
         in cache: borrowing Mutex<[String: Handle]>, _ label: String, _ dimensions: [(String, String)], create: () -> Handle
     ) -> Handle {
-        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+        let key = dimensions.isEmpty ? label : label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
         return cache.withLock { handles in
             if let existing = handles[key] { return existing }
             let created = create()

@@ -27,10 +27,6 @@ final class HeldEvents: Sendable {
 
         var queued: Int { queues.reduce(0) { $0 + $1.count } }
 
-        func hasWork(citOnly: Bool) -> Bool {
-            citOnly ? !queues[0].isEmpty : queues.contains { !$0.isEmpty }
-        }
-
         mutating func dequeue(citOnly: Bool) -> ClaimedEvent? {
             for lane in queues.indices where !queues[lane].isEmpty {
                 if citOnly && lane > 0 { return nil }
@@ -65,9 +61,14 @@ final class HeldEvents: Sendable {
                 if lane != 0 { state.heldOthers += 1 }
             }
             var handoffs: [(CheckedContinuation<ClaimedEvent?, Never>, ClaimedEvent)] = []
-            while let index = state.idleSlots.firstIndex(where: { state.hasWork(citOnly: $0.citOnly) }) {
-                let idle = state.idleSlots.remove(at: index)
-                handoffs.append((idle.slot, state.dequeue(citOnly: idle.citOnly)!))
+            let idleSlots = state.idleSlots
+            state.idleSlots.removeAll()
+            for idle in idleSlots {
+                if let event = state.dequeue(citOnly: idle.citOnly) {
+                    handoffs.append((idle.slot, event))
+                } else {
+                    state.idleSlots.append(idle)
+                }
             }
             return (handoffs, state.held.count, state.queued)
         }

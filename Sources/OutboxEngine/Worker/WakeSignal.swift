@@ -26,10 +26,7 @@ final class WakeSignal: Sendable {
 
     /// Returns at the next signal, or after `timeout`, whichever comes first.
     func wait(timeout: Duration) async -> Reason {
-        if let reason = state.withLock({ state in defer { state.pending = nil }; return state.pending }) {
-            return reason
-        }
-        return await withCheckedContinuation { continuation in
+        await withCheckedContinuation { continuation in
             let ready: Reason? = state.withLock { state in
                 if let reason = state.pending {
                     state.pending = nil
