@@ -70,6 +70,17 @@ final class AccessTokenCache: Sendable {
         }
     }
 
+    /// The longest a token is trusted, whatever its `expires` says (FlexCharge issues them for 10 minutes).
+    static let maximumLifetime: TimeInterval = 3600
+
+    /// The cache expiry for a token whose answer said `expires` (milliseconds since 1970): at most
+    /// ``maximumLifetime`` from `now`, and a past or absurd value means "use once" (it expires at `now`).
+    static func boundedExpiry(millisecondsSince1970 expires: Int64, now: Date) -> Date {
+        let seconds = Double(expires) / 1000
+        let latest = now.timeIntervalSince1970 + maximumLifetime
+        return Date(timeIntervalSince1970: min(max(seconds, now.timeIntervalSince1970), latest))
+    }
+
     /// Forgets `token` if it is still the cached token for `credentials` (it was rejected with a 401).
     func invalidate(_ token: Token, for credentials: MerchantCredentials) {
         state.withLock { state in

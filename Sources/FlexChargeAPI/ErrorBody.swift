@@ -15,12 +15,21 @@ struct ErrorBody {
             fieldErrors = Self.messages(in: object).filter { $0.key.lowercased() != "traceid" }
         }
         let tuples = (object["errors"] as? [[String: Any]])?.compactMap { $0["item1"] as? String }
-        message = ["title", "responseMessage", "statusName", "status"].lazy.compactMap { object[$0] as? String }.first
-            ?? tuples?.first
+        message = SafeText.stored(["title", "responseMessage", "statusName", "status"].lazy.compactMap { object[$0] as? String }.first
+            ?? tuples?.first)
     }
 
-    /// The entries of `object` whose value is an array of strings (the ModelState shape).
+    /// Most fields and messages per field kept from one error body, and their lengths.
+    static let maximumFields = 20, maximumMessagesPerField = 5, maximumFieldNameLength = 100, maximumMessageLength = 300
+
+    /// The entries of `object` whose value is an array of strings (the ModelState shape), bounded.
     private static func messages(in object: [String: Any]) -> [String: [String]] {
-        object.compactMapValues { $0 as? [String] }
+        var result: [String: [String]] = [:]
+        for key in object.keys.sorted() where result.count < maximumFields {
+            guard let values = object[key] as? [String] else { continue }
+            result[SafeText.stored(key, limit: maximumFieldNameLength)] =
+                values.prefix(maximumMessagesPerField).map { SafeText.stored($0, limit: maximumMessageLength) }
+        }
+        return result
     }
 }

@@ -177,7 +177,8 @@ public final class FlexChargeClient: Sendable {
             let answer: FlexChargeResponse<AccessTokenResponse> = try await call(
                 .POST, "oauth2/token", body: Self.encode(request), credentials: credentials, authorized: false)
             logger.debug("FlexCharge token obtained", metadata: ["mid": "\(credentials.mid)"])
-            return .init(value: answer.body.accessToken, expires: Date(timeIntervalSince1970: Double(answer.body.expires) / 1000))
+            return .init(value: answer.body.accessToken,
+                         expires: AccessTokenCache.boundedExpiry(millisecondsSince1970: answer.body.expires, now: Date()))
         }
     }
 
@@ -197,6 +198,9 @@ public final class FlexChargeClient: Sendable {
     }
 
     /// Decodes a 2xx reply or throws the classified error for any other status.
+    ///
+    /// Everything taken from the reply is bounded here: the error message and field errors (``ErrorBody``), the
+    /// `Retry-After` delay (``RetryAfter/maximum``), and the decoded body's ids and texts (``CheckedResponse``).
     static func decode<Body: Decodable & Sendable>(_ reply: HTTPExchange.Reply, route: String, renewedToken: Bool) throws -> FlexChargeResponse<Body> {
         guard (200..<300).contains(reply.status) else {
             let parsed = ErrorBody(reply.body)
@@ -208,19 +212,49 @@ public final class FlexChargeClient: Sendable {
                 message = "bad credentials"
                 failureClass = .permanent
             }
+            let retryAfter = RetryAfter.read(reply.headers.first(name: "Retry-After"))
+            if let note = retryAfter.note { message += " (\(note))" }
             throw FlexChargeError(
                 failureClass: failureClass, route: route, httpStatus: reply.status,
-                retryAfter: RetryAfter.parse(reply.headers.first(name: "Retry-After")),
+                retryAfter: retryAfter.delay,
                 fieldErrors: parsed.fieldErrors, message: message, latency: reply.latency, responseBody: reply.body)
         }
         let bytes = reply.body.isEmpty ? Array("{}".utf8) : reply.body
+        let decoded: Body
         do {
-            let body = try FlexChargeJSON.decoder().decode(Body.self, from: Data(bytes))
-            return FlexChargeResponse(body: body, httpStatus: reply.status, latency: reply.latency, rawBody: reply.body,
-                                      renewedToken: renewedToken)
+            decoded = try FlexChargeJSON.decoder().decode(Body.self, from: Data(bytes))
         } catch {
             throw FlexChargeError(failureClass: .ambiguous, route: route, httpStatus: reply.status,
-                                  message: "malformed response body", latency: reply.latency, responseBody: reply.body)
+                                  message: "malformed response body (\(Self.decodingProblem(error)))", latency: reply.latency,
+                                  responseBody: reply.body)
+        }
+        var body = decoded
+        if let checkable = decoded as? any CheckedResponse {
+            do throws(ResponseProblem) {
+                guard let checked = try checkable.checked() as? Body else { throw ResponseProblem(reason: "unexpected type") }
+                body = checked
+            } catch {
+                throw FlexChargeError(failureClass: .ambiguous, route: route, httpStatus: reply.status,
+                                      message: "malformed response body (\(error.reason))", latency: reply.latency,
+                                      responseBody: reply.body)
+            }
+        }
+        return FlexChargeResponse(body: body, httpStatus: reply.status, latency: reply.latency, rawBody: reply.body,
+                                  renewedToken: renewedToken)
+    }
+
+    /// A short, safe description of a decoding error: what kind and where, never the offending value.
+    private static func decodingProblem(_ error: any Error) -> String {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            let text = codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            return SafeText.stored(text.isEmpty ? "body" : text, limit: 80)
+        }
+        switch error as? DecodingError {
+        case .typeMismatch(_, let context): return "wrong type at \(path(context.codingPath))"
+        case .valueNotFound(_, let context): return "missing value at \(path(context.codingPath))"
+        case .keyNotFound(let key, let context): return "missing \(path(context.codingPath + [key]))"
+        case .dataCorrupted(let context): return context.codingPath.isEmpty ? "not JSON" : "unusable value at \(path(context.codingPath))"
+        default: return "not JSON"
         }
     }
 

@@ -19,6 +19,10 @@ struct HTTPExchange: Sendable {
         var latency: Duration
     }
 
+    /// The largest response body read into memory (1 MiB; a page of 100 orders is about 50 KiB). A longer
+    /// body ends the exchange as a cut-off response (ambiguous).
+    static let maximumResponseBodyBytes = 1 << 20
+
     var method: HTTPMethod
     var url: String
     /// Route label for errors and logs; never contains query values.
@@ -51,6 +55,10 @@ struct HTTPExchange: Sendable {
     /// Turns a transport error into a ``FlexChargeError`` using how far the exchange got.
     private func classify(_ error: any Error, progress: CollectingDelegate.Progress, latency: Duration) -> FlexChargeError {
         let kind = String(describing: error)
+        if progress.bodyTooLarge {
+            return FlexChargeError(failureClass: .ambiguous, route: route, httpStatus: progress.status,
+                                   message: "response body over \(Self.maximumResponseBodyBytes) bytes, not read", latency: latency)
+        }
         if progress.receivedHead {
             return FlexChargeError(failureClass: .ambiguous, route: route, httpStatus: progress.status,
                                    message: "response cut off (\(kind))", latency: latency)
@@ -82,7 +90,11 @@ private final class CollectingDelegate: HTTPClientResponseDelegate, Sendable {
         var status: Int?
         var headers = HTTPHeaders()
         var body: [UInt8] = []
+        var bodyTooLarge = false
     }
+
+    /// Ends the exchange when the body passes ``HTTPExchange/maximumResponseBodyBytes``.
+    struct BodyTooLarge: Error {}
 
     let state = Mutex(Progress())
 
@@ -93,6 +105,14 @@ private final class CollectingDelegate: HTTPClientResponseDelegate, Sendable {
     }
 
     func didReceiveHead(task: HTTPClient.Task<HTTPExchange.Reply>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+        if let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length > HTTPExchange.maximumResponseBodyBytes {
+            state.withLock {
+                $0.receivedHead = true
+                $0.status = Int(head.status.code)
+                $0.bodyTooLarge = true
+            }
+            return task.eventLoop.makeFailedFuture(BodyTooLarge())
+        }
         state.withLock {
             $0.receivedHead = true
             $0.status = Int(head.status.code)
@@ -102,11 +122,20 @@ private final class CollectingDelegate: HTTPClientResponseDelegate, Sendable {
     }
 
     func didReceiveBodyPart(task: HTTPClient.Task<HTTPExchange.Reply>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
-        state.withLock { $0.body.append(contentsOf: buffer.readableBytesView) }
-        return task.eventLoop.makeSucceededVoidFuture()
+        let fits = state.withLock { progress in
+            guard !progress.bodyTooLarge, progress.body.count + buffer.readableBytes <= HTTPExchange.maximumResponseBodyBytes else {
+                progress.bodyTooLarge = true
+                progress.body = []
+                return false
+            }
+            progress.body.append(contentsOf: buffer.readableBytesView)
+            return true
+        }
+        return fits ? task.eventLoop.makeSucceededVoidFuture() : task.eventLoop.makeFailedFuture(BodyTooLarge())
     }
 
     func didFinishRequest(task: HTTPClient.Task<HTTPExchange.Reply>) throws -> HTTPExchange.Reply {
-        state.withLock { .init(status: $0.status ?? 0, headers: $0.headers, body: $0.body, latency: .zero) }
+        if state.withLock({ $0.bodyTooLarge }) { throw BodyTooLarge() }
+        return state.withLock { .init(status: $0.status ?? 0, headers: $0.headers, body: $0.body, latency: .zero) }
     }
 }

@@ -1,16 +1,56 @@
 import Foundation
 
-/// Parsing of the `Retry-After` response header (delay in seconds, or an HTTP-date).
-enum RetryAfter {
-    /// The delay the header asks for, measured from `now`; `nil` if absent or unparseable. Past dates give zero.
-    static func parse(_ value: String?, now: Date = Date()) -> Duration? {
-        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
-        if let seconds = Int(value) { return .seconds(max(0, seconds)) }
-        guard let date = httpDateFormatter.date(from: value) else { return nil }
-        return .milliseconds(max(0, Int((date.timeIntervalSince(now) * 1000).rounded())))
+/// Parsing of the `Retry-After` response header (delay in seconds, or an HTTP-date), bounded.
+///
+/// The header comes from outside: a value that is negative, not a number, not finite, or not a date is
+/// ignored; a delay longer than ``maximum`` is cut to it. ``read(_:now:)`` also says why, for the error message.
+public enum RetryAfter {
+    /// The longest wait a `Retry-After` header can impose (one hour). The one cap: every delay taken from the
+    /// header, for events and for outcome lookups, goes through ``read(_:now:)``.
+    public static let maximum: Duration = .seconds(3600)
+
+    /// The header's delay and, when the value was not used as sent, why.
+    public struct Reading: Sendable, Equatable {
+        /// The delay to honour, at most ``RetryAfter/maximum``; nil when absent or ignored.
+        public var delay: Duration?
+        /// Set when the header was ignored or capped, e.g. `Retry-After "-5" ignored (not a delay)`.
+        public var note: String?
     }
 
-    /// Formatter for IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT` (formatters are thread-safe for parsing).
+    /// The delay the header asks for, measured from `now`; `nil` if absent or unusable. Past dates give zero.
+    static func parse(_ value: String?, now: Date = Date()) -> Duration? {
+        read(value, now: now).delay
+    }
+
+    /// Reads one header value (the first one, when a response repeats the header).
+    static func read(_ value: String?, now: Date = Date()) -> Reading {
+        guard let raw = value else { return Reading(delay: nil, note: nil) }
+        let text = raw.trimmingCharacters(in: .whitespaces)
+        let maximumSeconds = Double(maximum.components.seconds)
+        let seconds: Double
+        if !text.isEmpty, text.utf8.count <= 64, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            // delay-seconds = 1*DIGIT; any number of digits (a Double never overflows here, it only loses precision).
+            seconds = Double(text) ?? .infinity
+        } else if text.utf8.count <= 64, let date = httpDate(text) {
+            seconds = max(0, date.timeIntervalSince(now))
+        } else {
+            return Reading(delay: nil, note: "Retry-After \(SafeText.forLog(raw, limit: 40)) ignored (not a delay)")
+        }
+        guard seconds.isFinite, seconds <= maximumSeconds else {
+            return Reading(delay: maximum,
+                           note: "Retry-After \(SafeText.forLog(raw, limit: 40)) capped at \(Int(maximumSeconds)) s")
+        }
+        return Reading(delay: .milliseconds(Int64((seconds * 1000).rounded())), note: nil)
+    }
+
+    /// IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+    private static func httpDate(_ text: String) -> Date? {
+        httpDateLock.withLock { httpDateFormatter.date(from: text) }
+    }
+
+    private static let httpDateLock = NSLock()
+
+    /// Formatter for IMF-fixdate (used under `httpDateLock`: DateFormatter is not documented thread-safe on Linux).
     nonisolated(unsafe) static let httpDateFormatter: DateFormatter = {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
