@@ -2,8 +2,10 @@ import FlexChargeAPI
 import Foundation
 import Synchronization
 
-/// Opens sealed credentials once per stored version: a change in `merchant_credentials`
-/// (new `updated_at`) is picked up by the next claim, without decrypting on every event.
+/// Opens a claimed event's API credentials once per stored version: a change in
+/// `merchant_credentials` (new `updated_at`, e.g. a new secret or a re-seal under a new key) is
+/// picked up by the next claim, without decrypting on every event. A worker whose ring holds the
+/// old and the new key opens rows on either side of a rotation.
 final class CredentialCache: Sendable {
     private struct Key: Hashable {
         let merchantID: String
@@ -20,13 +22,13 @@ final class CredentialCache: Sendable {
         guard let sealed = event.credentials else {
             throw CredentialError("merchant \(event.merchantID) has no \(event.environment) credentials (flexcharge-outbox merchant credentials)")
         }
-        let key = Key(merchantID: event.merchantID, environment: event.environment)
+        return try credentials(for: sealed)
+    }
+
+    func credentials(for sealed: SealedCredentials) throws(CredentialError) -> MerchantCredentials {
+        let key = Key(merchantID: sealed.merchantID, environment: sealed.environment)
         if let cached = opened.withLock({ $0[key] }), cached.version == sealed.version { return cached.credentials }
-        let credentials = MerchantCredentials(
-            mid: sealed.mid,
-            appKey: try sealer.open(sealed.appKey),
-            appSecret: try sealer.open(sealed.appSecret),
-            tokenizationKey: try sealed.tokenizationKey.map { (bytes) throws(CredentialError) in try sealer.open(bytes) })
+        let credentials = try sealer.apiCredentials(sealed)
         opened.withLock { $0[key] = (sealed.version, credentials) }
         return credentials
     }

@@ -78,10 +78,14 @@ public struct MerchantStore: Sendable {
         _ merchantID: String, environment: String, mid: String, secrets: MerchantSecrets, sealer: CredentialSealer
     ) async throws {
         let actor = self.actor
+        func seal(_ value: String?, _ field: CredentialField) throws(CredentialError) -> PGBytes? {
+            try value.map { (value) throws(CredentialError) in
+                PGBytes(try sealer.seal(value, for: CredentialBinding(merchantID: merchantID, environment: environment, field: field)))
+            }
+        }
         let sealed = (
-            appKey: PGBytes(try sealer.seal(secrets.appKey)), appSecret: PGBytes(try sealer.seal(secrets.appSecret)),
-            tokenization: try secrets.tokenizationKey.map { (value) throws(CredentialError) in PGBytes(try sealer.seal(value)) },
-            webhook: try secrets.webhookKey.map { (value) throws(CredentialError) in PGBytes(try sealer.seal(value)) })
+            appKey: try seal(secrets.appKey, .appKey), appSecret: try seal(secrets.appSecret, .appSecret),
+            tokenization: try seal(secrets.tokenizationKey, .tokenizationKey), webhook: try seal(secrets.webhookKey, .webhookKey))
         let keyID = sealer.keyID
         try await session.withTransaction { tx in
             guard try tx.query("SELECT 1 FROM flexcharge.merchants WHERE merchant_id = $1", [merchantID]).rows.count > 0 else {
@@ -107,6 +111,71 @@ public struct MerchantStore: Sendable {
             try Self.audit(tx, actor: actor, merchantID, action: "credentials \(environment)", field: "secrets",
                            old: previous == nil ? nil : "set", new: previous == nil ? "set" : "changed")
         }
+    }
+
+    /// What ``rotateCredentials(sealer:dryRun:)`` did to one row.
+    public struct Rotation: Sendable, Codable, Equatable {
+        public let merchantID: String
+        public let environment: String
+        /// The row's `key_id` before.
+        public let fromKeyID: String
+        /// `resealed`, `current` (already v2 under the primary key) or `failed: <reason>`.
+        public let result: String
+    }
+
+    /// Re-seals every stored secret under the sealer's primary key, in format v2 (bound to its
+    /// merchant, environment and field), one row per transaction (`FOR UPDATE`, so a concurrent
+    /// `merchant credentials` waits or goes first), each with an audit row that names the key ids
+    /// and never a value. Rows already current are left alone. Workers keep running: a worker
+    /// holding both keys opens every row before, during and after (each value names its key).
+    /// A row that cannot be opened is reported and left as it is; the others go on.
+    public func rotateCredentials(sealer: CredentialSealer, dryRun: Bool = false) async throws -> [Rotation] {
+        let actor = self.actor
+        let rows = try await session.query(
+            "SELECT merchant_id, environment FROM flexcharge.merchant_credentials ORDER BY merchant_id, environment").rows
+        var done: [Rotation] = []
+        for row in rows {
+            let merchantID: String = try row.decode("merchant_id")
+            let environment: String = try row.decode("environment")
+            let rotation = try await session.withTransaction { tx -> Rotation? in
+                guard let current = try tx.query(
+                    """
+                    SELECT merchant_id, environment, mid, key_id, updated_at AS credentials_updated_at,
+                           app_key_sealed, app_secret_sealed, tokenization_key_sealed, webhook_key_sealed
+                      FROM flexcharge.merchant_credentials WHERE merchant_id = $1 AND environment = $2 FOR UPDATE
+                    """, [merchantID, environment]).first, let sealed = try SealedCredentials(row: current)
+                else { return nil }
+                let fromKeyID = sealed.keyID ?? "?"
+                let secrets = [sealed.appKey, sealed.appSecret, sealed.tokenizationKey, sealed.webhookKey]
+                if secrets.allSatisfy(sealer.isCurrent) && sealed.keyID == sealer.keyID {
+                    return Rotation(merchantID: merchantID, environment: environment, fromKeyID: fromKeyID, result: "current")
+                }
+                var resealed: [PGBytes?] = []
+                do throws(CredentialError) {
+                    for secret in secrets {
+                        guard case .sealed = secret.content else { resealed.append(nil); continue }
+                        resealed.append(PGBytes(try sealer.seal(try sealer.open(secret), for: secret.binding)))
+                    }
+                } catch {
+                    return Rotation(merchantID: merchantID, environment: environment, fromKeyID: fromKeyID, result: "failed: \(error.description)")
+                }
+                if dryRun {
+                    return Rotation(merchantID: merchantID, environment: environment, fromKeyID: fromKeyID, result: "would be resealed")
+                }
+                try tx.execute(
+                    """
+                    UPDATE flexcharge.merchant_credentials
+                       SET app_key_sealed = $3, app_secret_sealed = $4, tokenization_key_sealed = $5, webhook_key_sealed = $6,
+                           key_id = $7, updated_at = now()
+                     WHERE merchant_id = $1 AND environment = $2
+                    """, [merchantID, environment, resealed[0], resealed[1], resealed[2], resealed[3], sealer.keyID])
+                try Self.audit(tx, actor: actor, merchantID, action: "credentials \(environment)", field: "sealing key",
+                               old: fromKeyID, new: "\(sealer.keyID) (v2)")
+                return Rotation(merchantID: merchantID, environment: environment, fromKeyID: fromKeyID, result: "resealed")
+            }
+            if let rotation { done.append(rotation) }
+        }
+        return done
     }
 
     /// One merchant's settings, or nil when unknown.

@@ -63,7 +63,7 @@ public struct OutcomeStore: Sendable {
                 RETURNING o.id, o.merchant_id, o.environment, o.order_session_key, o.outcome_polls,
                           coalesce(o.completed_at, o.updated_at) AS answered_at, o.payload ->> 'expiryDateUtc' AS expiry
             )
-            SELECT c.*, mc.mid, mc.app_key_sealed, mc.app_secret_sealed, mc.tokenization_key_sealed,
+            SELECT c.*, mc.mid, mc.key_id, mc.app_key_sealed, mc.app_secret_sealed,
                    mc.updated_at AS credentials_updated_at
               FROM claimed c
               LEFT JOIN flexcharge.merchant_credentials mc
@@ -71,19 +71,12 @@ public struct OutcomeStore: Sendable {
             """,
             [limit, firstDelay.seconds, lease.seconds])
         return try result.rows.map { row in
-            var credentials: SealedCredentials?
-            if let mid = try row.decode("mid", as: String?.self) {
-                credentials = SealedCredentials(
-                    mid: mid, appKey: try row.decode("app_key_sealed", as: PGBytes.self).bytes,
-                    appSecret: try row.decode("app_secret_sealed", as: PGBytes.self).bytes,
-                    tokenizationKey: try row.decode("tokenization_key_sealed", as: PGBytes?.self)?.bytes,
-                    version: try row.decode("credentials_updated_at"))
-            }
-            return DueOutcome(
+            DueOutcome(
                 eventID: try row.decode("id"), merchantID: try row.decode("merchant_id"),
                 environment: try row.decode("environment"), orderSessionKey: try row.decode("order_session_key"),
                 polls: try row.decode("outcome_polls"), answeredAt: try row.decode("answered_at"),
-                payloadExpiry: OutcomeRules.date(try row.decode("expiry", as: String?.self)), credentials: credentials)
+                payloadExpiry: OutcomeRules.date(try row.decode("expiry", as: String?.self)),
+                credentials: try SealedCredentials(row: row))
         }
     }
 

@@ -12,6 +12,13 @@ import Logging
 /// Anything else is 401 and nothing is written. The raw body is read whatever its Content-Type.
 /// Redeliveries (`IsResent`) of an event already recorded are answered 200 and counted, never
 /// recorded twice.
+///
+/// A delivery is bound to its environment: the key that verifies it names the environment, and
+/// `IsTestMode` must agree (`true` for sandbox, `false` for production; a delivery where they
+/// disagree, or that lacks `IsTestMode`, is refused with 403, recorded with its reason in
+/// `outcome_events.refused_reason` and settles nothing). It then settles only an evaluate of that
+/// environment: the one whose `order_session_key` is its `OrderId`, else (only for an evaluate
+/// that has no `order_session_key`) the latest whose `order_id` is its `ExternalOrderId`.
 public struct WebhookReceiver: Sendable {
     /// The HTTP answer.
     public struct Reply: Sendable, Equatable {
@@ -52,10 +59,12 @@ public struct WebhookReceiver: Sendable {
             return Reply(status: 500, message: "temporarily unavailable")
         }
         guard !keys.isEmpty else { return refuse("unknown merchant or no webhook key", merchant: merchantID) }
-        guard let environment = keys.first(where: {
+        // Every environment whose key verifies it (a merchant may use one key in both).
+        let verified = keys.filter {
             WebhookSignature.verify(body: body, host: host, date: date, nonce: nonce, authorization: authorization,
                                     subscriberKey: $0.key)
-        })?.environment else {
+        }.map(\.environment)
+        guard !verified.isEmpty else {
             return refuse("signature does not verify", merchant: merchantID)
         }
         guard let sent = Self.rfc1123(date), abs(sent.timeIntervalSince(now())) <= clockSkew.secondsValue else {
@@ -66,10 +75,12 @@ public struct WebhookReceiver: Sendable {
               let orderID = payload["OrderId"] as? String, !orderID.isEmpty else {
             return Reply(status: 400, message: "body is not a FlexCharge webhook (Event, OrderId)")
         }
+        let isTestMode = payload["IsTestMode"] as? Bool
+        let (environment, refusal) = Self.environment(verifiedWith: verified, isTestMode: isTestMode)
         let delivery = Delivery(
-            merchantID: merchantID, environment: environment, nonce: nonce, event: event, orderID: orderID,
+            merchantID: merchantID, environment: environment, refusal: refusal, nonce: nonce, event: event, orderID: orderID,
             externalOrderID: payload["ExternalOrderId"] as? String, confirmationID: payload["ConfirmationId"] as? String,
-            timestamp: payload["TimeStamp"] as? String ?? "", isTestMode: payload["IsTestMode"] as? Bool,
+            timestamp: payload["TimeStamp"] as? String ?? "", isTestMode: isTestMode,
             isResent: payload["IsResent"] as? Bool ?? false, body: String(decoding: body, as: UTF8.self),
             skewSeconds: clockSkew.secondsValue)
         do {
@@ -78,9 +89,16 @@ public struct WebhookReceiver: Sendable {
                 "merchant_id": "\(merchantID)", "event": "\(event)", "order_id": "\(orderID)", "result": "\(result)",
             ]
             if delivery.isResent { metadata["resent"] = "true" }
-            logger.info("webhook", metadata: metadata)
+            metadata["environment"] = "\(environment)"
+            if let refusal {
+                metadata["reason"] = "\(refusal)"
+                logger.warning("webhook refused: environment mismatch", metadata: metadata)
+            } else {
+                logger.info("webhook", metadata: metadata)
+            }
             switch result {
             case .replayed: return refuse("nonce already used (replay)", merchant: merchantID)
+            case .refused: return Reply(status: 403, message: "environment mismatch")
             case .duplicate: return Reply(status: 200, message: "already recorded")
             case .recorded: return Reply(status: 200, message: "recorded")
             }
@@ -95,21 +113,38 @@ public struct WebhookReceiver: Sendable {
         return Reply(status: 401, message: "unauthorized")
     }
 
+    /// The environment a verified delivery belongs to, or why it is refused: `IsTestMode` names it
+    /// (`true` sandbox, `false` production) and its key must be one that verified the signature.
+    static func environment(verifiedWith verified: [String], isTestMode: Bool?) -> (environment: String, refusal: String?) {
+        guard let isTestMode else {
+            return (verified[0], "IsTestMode missing; signed with the \(verified.joined(separator: "/")) key")
+        }
+        let claimed = isTestMode ? "sandbox" : "production"
+        guard verified.contains(claimed) else {
+            return (verified[0], "signed with the \(verified.joined(separator: "/")) key but IsTestMode=\(isTestMode) (\(claimed))")
+        }
+        return (claimed, nil)
+    }
+
+    /// The merchant's webhook keys by environment. A key that does not open is logged (the error
+    /// names merchant, environment and field) and skipped: the other environment still works.
     private func subscriberKeys(_ merchantID: String) async throws -> [(environment: String, key: String)] {
-        let rows = try await session.query(
-            """
-            SELECT environment, webhook_key_sealed FROM flexcharge.merchant_credentials
-             WHERE merchant_id = $1 AND webhook_key_sealed IS NOT NULL ORDER BY environment DESC
-            """, [merchantID]).rows
-        return try rows.compactMap { row in
-            let sealed = try row.decode("webhook_key_sealed", as: PGBytes.self).bytes
-            guard let key = try? sealer.open(sealed) else { return nil }
-            return (try row.decode("environment"), key)
+        try await SealedCredentials.load(.webhook, merchantID: merchantID, on: session).compactMap { sealed -> (environment: String, key: String)? in
+            guard case .sealed = sealed.webhookKey.content else { return nil }
+            do {
+                return (sealed.environment, try sealer.webhookKey(sealed))
+            } catch {
+                logger.error("webhook: a webhook key does not open", metadata: ["error": "\(error)"])
+                return nil
+            }
         }
     }
 
     struct Delivery: Sendable {
-        var merchantID, environment, nonce, event, orderID: String
+        var merchantID, environment: String
+        /// Why it must not settle anything (environment mismatch), when it must not.
+        var refusal: String?
+        var nonce, event, orderID: String
         var externalOrderID, confirmationID: String?
         var timestamp: String
         var isTestMode: Bool?
@@ -119,7 +154,7 @@ public struct WebhookReceiver: Sendable {
     }
 
     enum Result: String, Sendable {
-        case recorded, duplicate, replayed
+        case recorded, duplicate, replayed, refused
     }
 
     /// Nonce, outcome row and the event's change, in one transaction.
@@ -135,20 +170,36 @@ public struct WebhookReceiver: Sendable {
             "INSERT INTO flexcharge.webhook_nonces (merchant_id, nonce) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             [d.merchantID, d.nonce])
         guard fresh == 1 else { return .replayed }
-        // The evaluate this order came from: by FlexCharge's order id, else by the gateway's order id.
+        if let refusal = d.refusal {
+            // Recorded for ops (every delivery, no dedup), against no event.
+            try tx.execute(
+                """
+                INSERT INTO flexcharge.outcome_events (source, merchant_id, environment, event_id, fc_event, fc_order_id,
+                                                       external_order_id, confirmation_id, fc_timestamp, is_test_mode, payload,
+                                                       refused_reason)
+                VALUES ('webhook', $1, $2, NULL, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)
+                """,
+                [d.merchantID, d.environment, d.event, d.orderID, d.externalOrderID, d.confirmationID, d.timestamp,
+                 d.isTestMode, PGJSON(text: d.body), refusal])
+            return .refused
+        }
+        // The evaluate of this environment this order came from: by FlexCharge's order id, else (an
+        // evaluate that never got one) by the gateway's order id.
         let eventID = try tx.query(
             """
             SELECT id FROM flexcharge.outbox
-             WHERE merchant_id = $1 AND kind = 'evaluate' AND (order_session_key = $2 OR order_id = $3)
+             WHERE merchant_id = $1 AND kind = 'evaluate' AND environment = $4
+               AND (order_session_key = $2 OR (order_session_key IS NULL AND order_id = $3))
              ORDER BY (order_session_key IS NOT DISTINCT FROM $2) DESC, id DESC
              LIMIT 1
-            """, [d.merchantID, d.orderID, d.externalOrderID]).first?.decode("id", as: Int64.self)
+            """, [d.merchantID, d.orderID, d.externalOrderID, d.environment]).first?.decode("id", as: Int64.self)
         let inserted = try tx.query(
             """
             INSERT INTO flexcharge.outcome_events (source, merchant_id, environment, event_id, fc_event, fc_order_id,
                                                    external_order_id, confirmation_id, fc_timestamp, is_test_mode, payload)
             VALUES ('webhook', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)
-            ON CONFLICT (merchant_id, fc_order_id, fc_event, fc_timestamp) WHERE source = 'webhook'
+            ON CONFLICT (merchant_id, environment, fc_order_id, fc_event, fc_timestamp)
+                WHERE source = 'webhook' AND refused_reason IS NULL
             DO UPDATE SET deliveries = flexcharge.outcome_events.deliveries + 1, last_delivery_at = now()
             RETURNING id, (xmax = 0) AS inserted
             """,
@@ -161,8 +212,8 @@ public struct WebhookReceiver: Sendable {
                 UPDATE flexcharge.outbox
                    SET decision = $2, state = CASE WHEN $3::boolean THEN 'succeeded' ELSE state END,
                        completed_at = now(), last_error_class = NULL, last_error = NULL, updated_at = now()
-                 WHERE id = $1 AND state = 'awaiting_outcome'
-                """, [eventID, change.decision, change.isFinal])
+                 WHERE id = $1 AND state = 'awaiting_outcome' AND environment = $4
+                """, [eventID, change.decision, change.isFinal, d.environment])
             if changed == 1 {
                 try tx.execute("UPDATE flexcharge.outcome_events SET decision = $2 WHERE id = $1",
                                [try inserted.decode("id", as: Int64.self), change.decision])

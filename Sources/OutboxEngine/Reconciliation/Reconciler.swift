@@ -25,16 +25,11 @@ public struct Reconciler: Sendable {
 
     /// Every difference for `merchantID` on `day` (UTC midnight), in each environment with credentials.
     public func differences(merchantID: String, day: Date) async throws -> [Difference] {
-        let credentials = try await session.query(
-            "SELECT environment, mid, app_key_sealed, app_secret_sealed FROM flexcharge.merchant_credentials WHERE merchant_id = $1",
-            [merchantID]).rows
         var differences: [Difference] = []
-        for row in credentials {
-            let environmentName: String = try row.decode("environment")
+        for sealed in try await SealedCredentials.load(.api, merchantID: merchantID, on: session) {
+            let environmentName = sealed.environment
             guard let name = FlexChargeEnvironment.Name(rawValue: environmentName), let environment = environments[name] else { continue }
-            let merchant = MerchantCredentials(
-                mid: try row.decode("mid"), appKey: try sealer.open(try row.decode("app_key_sealed", as: PGBytes.self).bytes),
-                appSecret: try sealer.open(try row.decode("app_secret_sealed", as: PGBytes.self).bytes))
+            let merchant = try sealer.apiCredentials(sealed)
             let theirs = try await orders(of: merchant, in: environment, day: day)
             let ours = try await session.query(
                 """

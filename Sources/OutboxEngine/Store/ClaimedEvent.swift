@@ -71,24 +71,6 @@ public struct ClaimedEvent: Sendable {
         orderSessionKey = try row.decode("order_session_key")
         amountCents = try row.decode("amount_cents")
         requestBody = try row.decode("request_body")
-        if let mid = try row.decode("mid", as: String?.self) {
-            credentials = SealedCredentials(
-                mid: mid,
-                appKey: try row.decode("app_key_sealed", as: PGBytes.self).bytes,
-                appSecret: try row.decode("app_secret_sealed", as: PGBytes.self).bytes,
-                tokenizationKey: try row.decode("tokenization_key_sealed", as: PGBytes?.self)?.bytes,
-                version: try row.decode("credentials_updated_at"))
-        } else {
-            credentials = nil
-        }
+        credentials = try SealedCredentials(row: row)
     }
-}
-
-/// A merchant's credentials as stored: sealed, plus the row's version for caching the opened form.
-public struct SealedCredentials: Sendable {
-    public let mid: String
-    public let appKey: [UInt8]
-    public let appSecret: [UInt8]
-    public let tokenizationKey: [UInt8]?
-    public let version: Date
 }

@@ -29,7 +29,7 @@ public struct OutboxStore: Sendable {
                            'mid', mc.mid,
                            'idempotencyKey', CASE WHEN c.kind = 'evaluate' THEN c.idempotency_key END)))::text
                        AS request_body,
-                   mc.mid, mc.app_key_sealed, mc.app_secret_sealed, mc.tokenization_key_sealed,
+                   mc.mid, mc.key_id, mc.app_key_sealed, mc.app_secret_sealed,  -- the API credentials only
                    mc.updated_at AS credentials_updated_at
               FROM flexcharge.claim($1, $2, $3::integer[], make_interval(secs => $4)) c
               LEFT JOIN flexcharge.merchant_credentials mc

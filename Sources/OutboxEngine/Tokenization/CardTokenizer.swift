@@ -79,21 +79,16 @@ public struct CardTokenizer: Sendable {
         guard environment != "off" else {
             throw TokenizeError(.channelOff, "FlexCharge is off for this merchant's \(channel) channel")
         }
+        // The tokenization key only: the app key and secret are neither read nor opened here.
         let credentials: MerchantCredentials
         do {
-            guard let stored = try await session.query(
-                """
-                SELECT mid, app_key_sealed, app_secret_sealed, tokenization_key_sealed FROM flexcharge.merchant_credentials
-                 WHERE merchant_id = $1 AND environment = $2
-                """, [merchantID, environment]).first,
-                let sealedKey = try stored.decode("tokenization_key_sealed", as: PGBytes?.self)
+            guard let stored = try await SealedCredentials.load(.tokenization, merchantID: merchantID, environment: environment,
+                                                                on: session).first,
+                  case .sealed = stored.tokenizationKey.content
             else {
                 throw TokenizeError(.notConfigured, "merchant \(merchantID) has no \(environment) tokenization key")
             }
-            credentials = MerchantCredentials(
-                mid: try stored.decode("mid"), appKey: try sealer.open(try stored.decode("app_key_sealed", as: PGBytes.self).bytes),
-                appSecret: try sealer.open(try stored.decode("app_secret_sealed", as: PGBytes.self).bytes),
-                tokenizationKey: try sealer.open(sealedKey.bytes))
+            credentials = try sealer.tokenizationCredentials(stored)
         } catch let error as TokenizeError {
             throw error
         } catch let error as CredentialError {

@@ -1,0 +1,128 @@
+import Foundation
+import LibPQ
+
+/// A secret column of `flexcharge.merchant_credentials` (the column is `<rawValue>_sealed`).
+public enum CredentialField: String, Sendable, CaseIterable {
+    case appKey = "app_key"
+    case appSecret = "app_secret"
+    case tokenizationKey = "tokenization_key"
+    case webhookKey = "webhook_key"
+
+    var column: String { rawValue + "_sealed" }
+}
+
+/// What a sealed value belongs to: it opens only there (AES-GCM associated data).
+public struct CredentialBinding: Sendable, Hashable, CustomStringConvertible {
+    public let merchantID: String
+    public let environment: String
+    public let field: CredentialField
+
+    public init(merchantID: String, environment: String, field: CredentialField) {
+        self.merchantID = merchantID
+        self.environment = environment
+        self.field = field
+    }
+
+    /// `flexcharge-outbox/v2|<merchant_id>|<environment>|<field>`.
+    var associatedData: Data { Data("flexcharge-outbox/v2|\(merchantID)|\(environment)|\(field.rawValue)".utf8) }
+
+    /// Names the value, for errors: `merchant m1, sandbox app_secret`.
+    public var description: String { "merchant \(merchantID), \(environment) \(field.rawValue)" }
+}
+
+/// One stored secret, as read: its place, its sealed bytes, and the row's `key_id`.
+public struct SealedSecret: Sendable {
+    public enum Content: Sendable {
+        case sealed([UInt8])
+        /// The column is NULL.
+        case absent
+        /// The column was not read (not needed for the purpose it was read for).
+        case notRead
+    }
+
+    public let binding: CredentialBinding
+    public let content: Content
+    public let recordedKeyID: String?
+
+    public init(binding: CredentialBinding, content: Content, recordedKeyID: String?) {
+        self.binding = binding
+        self.content = content
+        self.recordedKeyID = recordedKeyID
+    }
+}
+
+/// What a reader needs from a merchant's credentials.
+public enum CredentialPurpose: Sendable {
+    /// API calls: app key and secret (worker, outcome poller, reconciler).
+    case api
+    /// `POST /tokenize`: the tokenization key only.
+    case tokenization
+    /// Webhook signatures: the webhook subscriber key only.
+    case webhook
+
+    public var fields: [CredentialField] {
+        switch self {
+        case .api: [.appKey, .appSecret]
+        case .tokenization: [.tokenizationKey]
+        case .webhook: [.webhookKey]
+        }
+    }
+}
+
+/// One row of `flexcharge.merchant_credentials` as stored: sealed, plus the row's version
+/// (`updated_at`) for caching the opened form. Only the secret columns that were selected are
+/// present; the others are `.notRead`. Open it with ``CredentialSealer``.
+public struct SealedCredentials: Sendable {
+    public let merchantID: String
+    public let environment: String
+    public let mid: String
+    /// The key the row records as its sealer (`key_id`).
+    public let keyID: String?
+    public let appKey: SealedSecret
+    public let appSecret: SealedSecret
+    public let tokenizationKey: SealedSecret
+    public let webhookKey: SealedSecret
+    public let version: Date
+
+    /// The one decoder of credential columns, for every query that selects them: `merchant_id`,
+    /// `environment`, `mid` (NULL: no credentials, nil), `key_id`, `credentials_updated_at`, and
+    /// any of the `*_sealed` columns.
+    public init?(row: PGRow) throws(PGError) {
+        guard let mid = try row.decode("mid", as: String?.self) else { return nil }
+        let merchantID: String = try row.decode("merchant_id")
+        let environment: String = try row.decode("environment")
+        let columns = Set(row.columnNames)
+        let keyID: String? = columns.contains("key_id") ? try row.decode("key_id") : nil
+        func secret(_ field: CredentialField) throws(PGError) -> SealedSecret {
+            let binding = CredentialBinding(merchantID: merchantID, environment: environment, field: field)
+            guard columns.contains(field.column) else { return SealedSecret(binding: binding, content: .notRead, recordedKeyID: keyID) }
+            let bytes = try row.decode(field.column, as: PGBytes?.self)?.bytes
+            return SealedSecret(binding: binding, content: bytes.map { .sealed($0) } ?? .absent, recordedKeyID: keyID)
+        }
+        self.merchantID = merchantID
+        self.environment = environment
+        self.mid = mid
+        self.keyID = keyID
+        appKey = try secret(.appKey)
+        appSecret = try secret(.appSecret)
+        tokenizationKey = try secret(.tokenizationKey)
+        webhookKey = try secret(.webhookKey)
+        version = try row.decode("credentials_updated_at")
+    }
+
+    /// A merchant's credentials for `purpose`, in `environment` or in every environment (sorted by
+    /// name), reading only the secret columns the purpose needs.
+    public static func load(
+        _ purpose: CredentialPurpose, merchantID: String, environment: String? = nil, on session: PGSession
+    ) async throws -> [SealedCredentials] {
+        // Column names come from CredentialField, never from input.
+        let columns = purpose.fields.map(\.column).joined(separator: ", ")
+        return try await session.query(
+            """
+            SELECT merchant_id, environment, mid, key_id, updated_at AS credentials_updated_at, \(columns)
+              FROM flexcharge.merchant_credentials
+             WHERE merchant_id = $1 AND ($2::text IS NULL OR environment = $2::text)
+             ORDER BY environment
+            """, [merchantID, environment]).rows.compactMap { row throws in try SealedCredentials(row: row) }
+    }
+}
