@@ -62,7 +62,7 @@ public struct FlexChargeError: Error, Sendable, CustomStringConvertible {
         if let retryAfter { text += ", retry after \(retryAfter)" }
         text += "): \(message)"
         if !fieldErrors.isEmpty {
-            text += " [" + fieldErrors.keys.sorted().map { "\($0): \(fieldErrors[$0]!.joined(separator: "; "))" }
+            text += " [" + fieldErrors.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value.joined(separator: "; "))" }
                 .joined(separator: ", ") + "]"
         }
         return text

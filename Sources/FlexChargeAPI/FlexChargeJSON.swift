@@ -7,7 +7,7 @@ enum FlexChargeJSON {
     static func decoder() -> JSONDecoder {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .custom { path in
-            let key = path.last!.stringValue
+            let key = path.last?.stringValue ?? ""
             return AnyKey(key.prefix(1).lowercased() + key.dropFirst())
         }
         return decoder

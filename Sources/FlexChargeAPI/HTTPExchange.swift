@@ -40,8 +40,10 @@ struct HTTPExchange: Sendable {
             throw FlexChargeError(failureClass: .permanent, route: route, message: "invalid request URL")
         }
         let delegate = CollectingDelegate()
-        let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.components.seconds * 1_000_000_000
-            + timeout.components.attoseconds / 1_000_000_000))
+        // At most a day, so the nanoseconds below fit an Int64 whatever the configuration says.
+        let bounded = min(max(timeout, .zero), .seconds(86_400))
+        let deadline = NIODeadline.now() + .nanoseconds(bounded.components.seconds * 1_000_000_000
+            + bounded.components.attoseconds / 1_000_000_000)
         let task = httpClient.execute(request: request, delegate: delegate, deadline: deadline, logger: Self.silentLogger)
         do {
             let reply = try await task.futureResult.get()

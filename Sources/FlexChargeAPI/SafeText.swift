@@ -42,7 +42,7 @@ public enum SafeText {
     public static func isIdentifier(_ text: String, limit: Int = maximumIdentifierLength) -> Bool {
         let scalars = text.unicodeScalars
         guard !scalars.isEmpty, scalars.count <= limit else { return false }
-        guard scalars.first!.properties.isWhitespace == false, scalars.last!.properties.isWhitespace == false else { return false }
+        guard let first = scalars.first, let last = scalars.last, !first.properties.isWhitespace, !last.properties.isWhitespace else { return false }
         return !scalars.contains(where: isControl)
     }
 
