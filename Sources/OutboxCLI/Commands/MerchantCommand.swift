@@ -21,8 +21,9 @@ struct MerchantCommand: AsyncParsableCommand {
               printf 'app_key=...\\napp_secret=...\\ntokenization_key=...\\n' | \\
                 flexcharge-outbox merchant credentials shoes-r-us --environment sandbox --mid 5f1c...
               flexcharge-outbox merchant show shoes-r-us
+              flexcharge-outbox merchant rotate-credentials --dry-run
             """,
-        subcommands: [Add.self, Set.self, Credentials.self, Show.self, List.self, History.self]
+        subcommands: [Add.self, Set.self, Credentials.self, RotateCredentials.self, Show.self, List.self, History.self]
     )
 }
 
@@ -119,8 +120,10 @@ extension MerchantCommand {
             abstract: "Store a merchant's FlexCharge credentials for one environment (secrets from stdin or a file).",
             discussion: """
                 Secrets are read as key=value lines (app_key, app_secret, tokenization_key, webhook_key) \
-                from --secrets-file or stdin, never from the command line, and stored sealed with \
-                FLEXCHARGE_CREDENTIALS_KEY. They are never printed back.
+                from --secrets-file or stdin, never from the command line, and stored sealed with the \
+                primary credentials key (FLEXCHARGE_CREDENTIALS_KEY, or the first of \
+                FLEXCHARGE_CREDENTIALS_KEYS / _KEYS_FILE), each bound to its merchant, environment and \
+                field. They are never printed back.
 
                 Example:
                   flexcharge-outbox merchant credentials shoes-r-us --environment production \\
@@ -149,19 +152,69 @@ extension MerchantCommand {
                 text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
             }
             let secrets: MerchantSecrets
-            let sealer: CredentialSealer
             do {
                 secrets = try MerchantSecrets.parse(text)
-                sealer = try CredentialSealer.fromEnvironment()
             } catch {
                 throw CLIFailure.badInput(error.description)
             }
+            let sealer = try ProcessSetup.credentialSealer()
             try await database.withSession { session in
                 try await merchantCall {
                     try await MerchantStore(session: session, actor: actor.name).setCredentials(
                         merchantID, environment: environment, mid: mid, secrets: secrets, sealer: sealer)
                 }
                 print("\(environment) credentials of merchant \(merchantID) stored (sealed with key \(sealer.keyID))")
+            }
+        }
+    }
+
+    struct RotateCredentials: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-credentials",
+            abstract: "Re-seal every merchant's stored secrets with the primary credentials key (key rotation, v1 upgrade).",
+            discussion: """
+                Opens each row of flexcharge.merchant_credentials with any loaded key and seals it again \
+                with the primary key, in the current format (bound to merchant, environment and field). \
+                One row per transaction, each audited in merchant history (key ids, never values). Rows \
+                already sealed with the primary key are left alone, so it can be run again at any time. \
+                Workers keep running meanwhile: give them both keys first.
+
+                Rotation, old key A to new key B:
+                  1. every process: FLEXCHARGE_CREDENTIALS_KEYS_FILE lists A then B (A still primary); restart
+                  2. every process: B first (B primary); restart. New values are sealed with B.
+                  3. run this command with both keys loaded
+                  4. remove A; restart
+
+                Examples:
+                  FLEXCHARGE_CREDENTIALS_KEYS_FILE=/run/secrets/flexcharge-keys flexcharge-outbox merchant rotate-credentials --dry-run
+                  FLEXCHARGE_CREDENTIALS_KEYS="$NEW_KEY,$OLD_KEY" flexcharge-outbox merchant rotate-credentials
+
+                Exits 0 when every row is sealed with the primary key, 1 when a row could not be opened \
+                (listed, left as it was: store it again with merchant credentials).
+                """)
+
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var actor: ActorOption
+        @Flag(help: "Only list what would be re-sealed.") var dryRun = false
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let sealer = try ProcessSetup.credentialSealer()
+            let rotations = try await database.withSession { session in
+                try await MerchantStore(session: session, actor: actor.name).rotateCredentials(sealer: sealer, dryRun: dryRun)
+            }
+            if json {
+                print(try jsonText(rotations))
+            } else {
+                print("keys loaded: \(sealer.keyIDs.joined(separator: ", ")) (primary \(sealer.keyID))")
+                for rotation in rotations {
+                    print("\(rotation.merchantID) \(rotation.environment): key \(rotation.fromKeyID) → \(rotation.result)")
+                }
+                let counts = Dictionary(grouping: rotations, by: { $0.result.hasPrefix("failed") ? "failed" : $0.result }).mapValues(\.count)
+                print(counts.sorted(by: { $0.key < $1.key }).map { "\($0.value) \($0.key)" }.joined(separator: ", ").nonEmpty ?? "no credentials stored")
+            }
+            if rotations.contains(where: { $0.result.hasPrefix("failed") }) {
+                throw CLIFailure.failed("some credentials could not be opened with the loaded keys (see above)")
             }
         }
     }
@@ -253,4 +306,8 @@ func jsonText<T: Encodable>(_ value: T) throws -> String {
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     encoder.dateEncodingStrategy = .iso8601
     return String(decoding: try encoder.encode(value), as: UTF8.self)
+}
+
+extension String {
+    fileprivate var nonEmpty: String? { isEmpty ? nil : self }
 }

@@ -12,7 +12,9 @@ enum ProcessSetup {
         }
     }
 
-    /// The credentials key from the environment; a missing or bad key is bad input (exit 2).
+    /// The credentials key ring from the environment (`FLEXCHARGE_CREDENTIALS_KEY`/`_FILE`,
+    /// `FLEXCHARGE_CREDENTIALS_KEYS`/`_KEYS_FILE`, see docs/credentials.md); a missing or bad key is
+    /// bad input (exit 2).
     static func credentialSealer() throws -> CredentialSealer {
         do {
             return try CredentialSealer.fromEnvironment()
