@@ -52,7 +52,11 @@ extension FlexChargeSandbox {
                 return cancel(orderId: id ?? "", mid: mid, state: &state)
             }
         case .refund:
-            reply = await perform(delay) { refund(orderId: request.pathID ?? "", body: body, mid: mid, state: &$0) }
+            // Per-order deduplication (when configured): the same amount on the same order replays the first answer.
+            let orderId = request.pathID ?? ""
+            let amount = body.cents("amountToRefund")
+            let scope = configuration.refundDeduplication == .perOrder ? amount.map { "refund|\(mid)|\(orderId)|\($0)" } : nil
+            reply = await perform(delay, scope: scope) { refund(orderId: orderId, body: body, mid: mid, state: &$0) }
         case .capture:
             guard let key = body.string("idempotencyKey") else {
                 reply = .validation(["IdempotencyKey": ["The IdempotencyKey field is required."]], shape: configuration.validationErrorShape)

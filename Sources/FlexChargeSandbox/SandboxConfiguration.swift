@@ -53,6 +53,20 @@ public enum ManagedMITOutcome: String, Sendable, Hashable, Codable {
     case expire
 }
 
+/// Whether the sandbox deduplicates refunds, as FlexCharge's contract says it does.
+///
+/// The contract (flexcharge-api.md §6.5, §7.4) says `POST /orders/{id}/refund` takes no idempotency key and
+/// that FlexCharge "deduplicates per order, never double-refunds"; what counts as a duplicate is not
+/// documented. A client must not rely on it, so the worker's tests run against ``strict``.
+public enum RefundDeduplication: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Every refund request that fits the refundable amount is applied (two identical requests refund twice).
+    case strict
+    /// The contract's note, read narrowly: a refund of the same amount on the same order within the
+    /// idempotency window replays the first answer and refunds nothing more. (So two genuine partial
+    /// refunds of the same amount would collapse into one: a reason not to rely on it.)
+    case perOrder = "per-order"
+}
+
 /// Everything that configures a ``FlexChargeSandbox``.
 public struct SandboxConfiguration: Sendable {
     public var merchants: [SandboxMerchant]
@@ -78,6 +92,8 @@ public struct SandboxConfiguration: Sendable {
     public var webhookContentType: String
     /// Deliveries per webhook event before giving up (redeliveries carry `IsResent: true`).
     public var webhookMaxAttempts: Int
+    /// Whether repeated refunds of one order are deduplicated (``RefundDeduplication/strict``: never).
+    public var refundDeduplication: RefundDeduplication
 
     /// Creates a configuration; without merchants the ``SandboxMerchant/demo`` merchant is used.
     public init(
@@ -86,7 +102,7 @@ public struct SandboxConfiguration: Sendable {
         idempotencyWindow: Duration = .seconds(24 * 3600), tokenTTL: Duration = .seconds(600),
         validationErrorShape: ValidationErrorShape = .flat, managedMITCompletionDelay: Duration = .seconds(3600),
         managedMITOutcome: ManagedMITOutcome = .complete, webhookContentType: String = "application/json",
-        webhookMaxAttempts: Int = 3
+        webhookMaxAttempts: Int = 3, refundDeduplication: RefundDeduplication = .strict
     ) {
         self.merchants = merchants.isEmpty ? [.demo] : merchants
         self.host = host
@@ -101,6 +117,7 @@ public struct SandboxConfiguration: Sendable {
         self.managedMITOutcome = managedMITOutcome
         self.webhookContentType = webhookContentType
         self.webhookMaxAttempts = webhookMaxAttempts
+        self.refundDeduplication = refundDeduplication
     }
 }
 

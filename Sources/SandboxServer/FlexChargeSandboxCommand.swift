@@ -78,6 +78,14 @@ struct FlexChargeSandboxCommand: AsyncParsableCommand {
     @Option(help: "Sandbox seconds before a managed MIT order completes.")
     var mitCompletionSeconds = 3600
 
+    @Option(help: """
+        Refund deduplication: 'strict' applies every refund that fits the refundable amount (two identical \
+        requests refund twice); 'per-order' follows the contract's note that FlexCharge deduplicates refunds per \
+        order (the same amount on the same order within 24 h replays the first answer). The worker must never \
+        depend on it, so its tests use strict.
+        """)
+    var refundDedup: String = RefundDeduplication.strict.rawValue
+
     @Option(help: "Log level (trace, debug, info, notice, warning, error).")
     var logLevel: String = "info"
 
@@ -89,7 +97,8 @@ struct FlexChargeSandboxCommand: AsyncParsableCommand {
             latency: .init(fixedMilliseconds: latencyMs, jitterMilliseconds: jitterMs),
             faults: try faults.map(parseFault), randomSeed: seed,
             validationErrorShape: ValidationErrorShape(rawValue: errorShape) ?? .flat,
-            managedMITCompletionDelay: .seconds(mitCompletionSeconds))
+            managedMITCompletionDelay: .seconds(mitCompletionSeconds),
+            refundDeduplication: try parseRefundDeduplication(refundDedup))
         let sandbox = FlexChargeSandbox(configuration: configuration, logger: logger)
         logger.info("starting FlexCharge sandbox", metadata: [
             "address": "\(host):\(port)", "merchants": "\(configuration.merchants.map(\.mid))",
@@ -109,6 +118,13 @@ struct FlexChargeSandboxCommand: AsyncParsableCommand {
                                tokenizationKey: parts.count == 4 ? parts[3] : "tok-\(parts[0])",
                                mitMode: MITMode(rawValue: mitMode) ?? .managed, webhookURL: webhookURL,
                                webhookSubscriberKey: webhookKey)
+    }
+
+    private func parseRefundDeduplication(_ text: String) throws -> RefundDeduplication {
+        guard let mode = RefundDeduplication(rawValue: text) else {
+            throw ValidationError("--refund-dedup expects strict or per-order (got '\(text)')")
+        }
+        return mode
     }
 
     private func parseFault(_ text: String) throws -> FaultRule {

@@ -12,6 +12,10 @@ public struct Order: Decodable, Sendable, Hashable {
     public var mid: String?
     /// Amount in cents.
     public var amount: Int?
+    /// Cents refunded so far on the order. The sandbox reports it; FlexCharge's public docs list only the
+    /// first part of the order's fields (flexcharge-api.md §6.2), so a refund whose outcome depends on it
+    /// is left to an operator when it is missing.
+    public var refundedAmount: Int?
     public var currencyCode: String?
     public var orderPlacedDate: String?
     public var expiryDate: String?

@@ -72,6 +72,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "FlexCharge request timeout in seconds (a timeout after sending is ambiguous).")
     var requestTimeoutSeconds = 30.0
 
+    @Option(help: """
+        Seconds a refund whose call may have reached FlexCharge (timeout or reset after sending; refunds carry \
+        no idempotency key) is given to land before it is looked up (default: --request-timeout-seconds).
+        """)
+    var refundSettleSeconds: Double?
+
     @OptionGroup var flexCharge: FlexChargeURLOptions
 
     @Option(help: "Port of /healthz, /readyz and /metrics (0 to disable).")
@@ -96,7 +102,7 @@ struct WorkerCommand: AsyncParsableCommand {
         // Fail fast, with one line, when the database cannot be reached at all.
         await (try database.connect()).close()
 
-        let configuration = WorkerConfiguration(
+        var configuration = WorkerConfiguration(
             workerID: workerId ?? WorkerConfiguration.defaultWorkerID(),
             concurrency: concurrency, batchSize: batchSize, prefetch: prefetch, reservedForCIT: reservedCitSlots,
             lease: .milliseconds(Int64(leaseSeconds * 1000)), pollInterval: .milliseconds(pollIntervalMs),
@@ -108,6 +114,7 @@ struct WorkerCommand: AsyncParsableCommand {
             client: FlexChargeClientConfiguration(
                 connectTimeout: .milliseconds(Int64(connectTimeoutSeconds * 1000)),
                 requestTimeout: .milliseconds(Int64(requestTimeoutSeconds * 1000))))
+        configuration.lookupSettleTime = refundSettleSeconds.map { .milliseconds(Int64($0 * 1000)) }
         let health = WorkerHealth()
         let worker = OutboxWorker(
             configuration: configuration, database: database.configuration, sealer: sealer, health: health, logger: logger)

@@ -5,9 +5,12 @@ import Logging
 /// Makes the FlexCharge call for one claimed event and decides what happens to it next.
 ///
 /// The rules that keep money safe live here:
-/// - every attempt of an event sends the event's own idempotency key (it comes from the row);
-/// - an evaluate whose earlier attempt may have reached FlexCharge (ambiguous failure, lease
-///   expired under a dead worker) is looked up before anything is sent again;
+/// - every attempt of an event sends the event's own idempotency key where the call takes one
+///   (evaluate, cancel, external cancel, capture; refunds and transmits take none);
+/// - an event whose earlier attempt may have reached FlexCharge (ambiguous failure, lease expired
+///   under a dead worker, an operator's requeue after it was sent; for a refund also a 500, 502 or
+///   504) is looked up before anything is sent again: evaluates by the gateway's order id,
+///   follow-ups by their FlexCharge order (``FollowUpVerdict``); transmits are sent again;
 /// - an evaluate is never re-sent once FlexCharge's idempotency window for its key has passed:
 ///   it is looked up, and if FlexCharge has no such order it goes `dead` for an operator.
 struct EventDelivery: Sendable {
@@ -33,15 +36,21 @@ struct EventDelivery: Sendable {
             completion.action = .lookup
         }
         if completion.action == .lookup && event.kind == .evaluate {
-            return await lookUp(event, client: client, credentials: merchant, completion: completion)
+            return await lookUpEvaluate(event, client: client, credentials: merchant, completion: completion)
+        }
+        if completion.action == .lookup && event.kind.isLookedUpAfterAmbiguity {
+            return await lookUpFollowUp(event, client: client, credentials: merchant, completion: completion)
         }
         completion.action = .send
         return await send(event, client: client, credentials: merchant, completion: completion)
     }
 
     /// True once FlexCharge may have forgotten the key: resending could create a second order.
-    private func windowHasPassed(for event: ClaimedEvent) -> Bool {
-        Date().timeIntervalSince(event.firstClaimedAt) >= configuration.idempotencyWindow.seconds
+    /// A first claim in the future (more than a clock skew's worth) cannot be real: it counts as passed,
+    /// the safe side (look up, never re-send).
+    func windowHasPassed(for event: ClaimedEvent) -> Bool {
+        let elapsed = Date().timeIntervalSince(event.firstClaimedAt)
+        return elapsed >= configuration.idempotencyWindow.seconds || elapsed < -300
     }
 
     private func send(
@@ -64,7 +73,7 @@ struct EventDelivery: Sendable {
                 completion.httpStatus = answer.httpStatus
                 return completion.decided(
                     decision: answer.body.status, orderSessionKey: answer.body.orderSessionKey ?? answer.body.orderId)
-            case .cancel, .refund, .externalCancel:
+            case .cancel, .refund, .externalCancel, .capture:
                 return try await sendFollowUp(event, client: client, credentials: credentials, completion: completion)
             }
         } catch let error as FlexChargeError {
@@ -80,8 +89,8 @@ struct EventDelivery: Sendable {
         _ event: ClaimedEvent, client: FlexChargeClient, credentials: MerchantCredentials, completion: Completion
     ) async throws -> Completion {
         var completion = completion
-        let payload = (try? JSONSerialization.jsonObject(with: Data(event.requestBody.utf8))) as? [String: Any] ?? [:]
-        let orderSessionKey = event.orderSessionKey ?? payload["orderSessionKey"] as? String
+        let payload = Self.payload(of: event)
+        let orderSessionKey = Self.orderSessionKey(of: event, payload: payload)
         switch event.kind {
         case .cancel where orderSessionKey != nil:
             let answer = try await client.cancel(orderId: orderSessionKey!, idempotencyKey: event.idempotencyKey, credentials: credentials)
@@ -111,14 +120,101 @@ struct EventDelivery: Sendable {
                                            error: "refund refused\(code): \(answer.body.responseMessage ?? "no message")")
             }
             return completion.finished(.succeeded)
+        case .capture:
+            guard let orderSessionKey else {
+                return completion.finished(.failed, class: "permanent",
+                                           error: "no FlexCharge order is known for this order: evaluate it first or put orderSessionKey in the payload")
+            }
+            guard let currency = event.currency ?? payload["currency"] as? String else {
+                return completion.finished(.failed, class: "permanent",
+                                           error: "no currency is known for this capture: put currency in the payload")
+            }
+            let answer = try await client.capture(
+                CaptureRequest(idempotencyKey: event.idempotencyKey, orderId: orderSessionKey,
+                               amount: Int(event.amountCents ?? 0), currency: currency),
+                credentials: credentials)
+            completion.httpStatus = answer.httpStatus
+            completion.orderSessionKey = orderSessionKey
+            let status = (answer.body.status ?? answer.body.captureStatus)?.uppercased()
+            completion.decision = status
+            if answer.body.success == false || status == "FAILED" {
+                return completion.finished(.failed, class: "permanent", error: "capture refused: \(answer.body.result ?? "no message")")
+            }
+            return completion.finished(.succeeded)
         case .transmit, .evaluate:
-            preconditionFailure("not a follow-up")
+            return completion.finished(.failed, class: "config", error: "\(event.kind.rawValue) is not a follow-up")
         }
+    }
+
+    /// The event's request body as a JSON object (follow-ups read `orderSessionKey`, `refundMessage`, `currency`).
+    private static func payload(of event: ClaimedEvent) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(event.requestBody.utf8))) as? [String: Any] ?? [:]
+    }
+
+    /// The FlexCharge order a follow-up acts on: its order's evaluate's, else the gateway's `orderSessionKey`.
+    private static func orderSessionKey(of event: ClaimedEvent, payload: [String: Any]) -> String? {
+        event.orderSessionKey ?? payload["orderSessionKey"] as? String
+    }
+
+    /// Resolves a follow-up whose earlier call may have reached FlexCharge: reads its FlexCharge order
+    /// (or searches by the gateway's order id when no FlexCharge id is known) and lets
+    /// ``FollowUpVerdict`` decide: applied, safe to send again, impossible, or left to an operator.
+    private func lookUpFollowUp(
+        _ event: ClaimedEvent, client: FlexChargeClient, credentials: MerchantCredentials, completion: Completion
+    ) async -> Completion {
+        var completion = completion
+        let orderSessionKey = Self.orderSessionKey(of: event, payload: Self.payload(of: event))
+        do {
+            let order: Order?
+            if event.kind != .externalCancel, let orderSessionKey {
+                do {
+                    order = try await client.order(id: orderSessionKey, credentials: credentials).body
+                } catch let error as FlexChargeError where error.httpStatus == 404 {
+                    order = nil
+                }
+            } else {
+                order = try await findOrder(event, client: client, credentials: credentials)
+            }
+            completion.httpStatus = 200
+            completion.orderSessionKey = order?.id ?? orderSessionKey
+            switch FollowUpVerdict.judge(event.kind, order: order, amountCents: event.amountCents,
+                                         refundedBeforeCents: event.refundedBeforeCents) {
+            case .applied(let decision):
+                completion.decision = decision
+                return completion.finished(.succeeded, error: "the earlier call was applied at FlexCharge (found by lookup); not sent again")
+            case .notApplied:
+                completion.error = "not applied at FlexCharge; sending again\(event.kind.carriesIdempotencyKey ? " with the same idempotency key" : "")"
+                completion.finishedAt = Date()
+                completion.outcome = .retry(at: Date(), action: .send)
+                return completion
+            case .impossible(let reason):
+                return completion.finished(.failed, class: "permanent", error: reason)
+            case .unresolved(let reason):
+                logger.warning("follow-up left to an operator", metadata: [
+                    "event": "\(event.id)", "kind": "\(event.kind.rawValue)", "merchant": "\(event.merchantID)"])
+                return completion.finished(.dead, class: "unresolved", error: reason)
+            }
+        } catch let error as FlexChargeError {
+            return lookupFailed(event, error, completion: completion)
+        } catch {
+            return retry(event, class: "ambiguous", error: "order lookup did not finish", retryAfter: nil,
+                         completion: completion, ambiguous: true)
+        }
+    }
+
+    /// A failed lookup: refused for good (failed), or tried again later, still as a lookup.
+    private func lookupFailed(_ event: ClaimedEvent, _ error: FlexChargeError, completion: Completion) -> Completion {
+        if error.failureClass == .permanent {
+            return completion.finished(.failed, class: "permanent", error: "order lookup refused: \(error.message)",
+                                       httpStatus: error.httpStatus)
+        }
+        return retry(event, class: error.failureClass.rawValue, error: "order lookup failed: \(error.message)",
+                     retryAfter: error.retryAfter, completion: completion, ambiguous: true, httpStatus: error.httpStatus)
     }
 
     /// Resolves an evaluate whose earlier attempt may have reached FlexCharge: finds the order by
     /// the gateway's order id instead of sending again.
-    private func lookUp(
+    private func lookUpEvaluate(
         _ event: ClaimedEvent, client: FlexChargeClient, credentials: MerchantCredentials, completion: Completion
     ) async -> Completion {
         var completion = completion
@@ -139,12 +235,7 @@ struct EventDelivery: Sendable {
             completion.outcome = .retry(at: Date(), action: .send)
             return completion
         } catch let error as FlexChargeError {
-            if error.failureClass == .permanent {
-                return completion.finished(.failed, class: "permanent", error: "order lookup refused: \(error.message)",
-                                           httpStatus: error.httpStatus)
-            }
-            return retry(event, class: error.failureClass.rawValue, error: "order lookup failed: \(error.message)",
-                         retryAfter: error.retryAfter, completion: completion, ambiguous: true, httpStatus: error.httpStatus)
+            return lookupFailed(event, error, completion: completion)
         } catch {
             return retry(event, class: "ambiguous", error: "order lookup did not finish", retryAfter: nil,
                          completion: completion, ambiguous: true)
@@ -186,6 +277,12 @@ struct EventDelivery: Sendable {
             var completion = completion
             completion.fieldErrors = error.fieldErrors.isEmpty ? nil : Self.json(error.fieldErrors)
             return completion.finished(.failed, class: "permanent", error: error.message, httpStatus: error.httpStatus)
+        case .retryable where !event.kind.carriesIdempotencyKey && event.kind.isLookedUpAfterAmbiguity
+                              && [500, 502, 504].contains(error.httpStatus ?? 0):
+            // A refund has no idempotency key: after an answer that does not prove FlexCharge did nothing,
+            // it is looked up before it is sent again.
+            return retry(event, class: "ambiguous", error: error.message, retryAfter: error.retryAfter,
+                         completion: completion, ambiguous: true, httpStatus: error.httpStatus)
         case .retryable:
             return retry(event, class: "retryable", error: error.message, retryAfter: error.retryAfter,
                          completion: completion, ambiguous: false, httpStatus: error.httpStatus)
@@ -196,7 +293,7 @@ struct EventDelivery: Sendable {
     }
 
     /// Schedules the next attempt with backoff, or declares the event dead when attempts are
-    /// exhausted. After an ambiguous evaluate the next attempt is a lookup.
+    /// exhausted. After an ambiguous call the next attempt is a lookup (every kind but transmit).
     private func retry(
         _ event: ClaimedEvent, class failureClass: String, error: String, retryAfter: Duration?,
         completion: Completion, ambiguous: Bool, httpStatus: Int? = nil
@@ -206,8 +303,11 @@ struct EventDelivery: Sendable {
         if configuration.backoff.isExhausted(afterAttempt: event.attempt) {
             return completion.finished(.dead, class: failureClass, error: "\(error) (attempts exhausted)", httpStatus: httpStatus)
         }
-        let delay = configuration.backoff.delay(afterAttempt: event.attempt, retryAfter: retryAfter)
-        let next: ClaimedEvent.NextAction = (ambiguous && event.kind == .evaluate) ? .lookup : .send
+        var delay = configuration.backoff.delay(afterAttempt: event.attempt, retryAfter: retryAfter)
+        let next: ClaimedEvent.NextAction = (ambiguous && event.kind.isLookedUpAfterAmbiguity) ? .lookup : .send
+        if next == .lookup && !event.kind.carriesIdempotencyKey {
+            delay = max(delay, configuration.refundSettleTime)  // let a refund still in flight land first
+        }
         return completion.finished(
             .retry(at: Date().addingTimeInterval(delay.seconds), action: next), class: failureClass, error: error,
             httpStatus: httpStatus)

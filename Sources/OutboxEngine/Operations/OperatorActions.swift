@@ -16,8 +16,9 @@ public struct OperatorActions: Sendable {
         self.idempotencyWindow = idempotencyWindow
     }
 
-    /// Requeues one failed or dead event with its own idempotency key. An evaluate that may have
-    /// reached FlexCharge is looked up first; one past the idempotency window is refused.
+    /// Requeues one failed or dead event with its own idempotency key. Any event but a transmit that
+    /// may have reached FlexCharge (it was claimed before) is looked up first, so a refund, cancel or
+    /// capture that was applied is not applied again; an evaluate past the idempotency window is refused.
     public func retry(_ id: Int64) async throws -> String {
         let actor = self.actor, window = idempotencyWindow.components.seconds
         return try await session.withTransaction { tx in
@@ -35,7 +36,7 @@ public struct OperatorActions: Sendable {
                 throw OperatorError(
                     "event \(id) was first sent more than \(window / 3600) h ago: FlexCharge's idempotency window for its key has passed, so resending could charge twice; if the order still needs evaluating, insert a new evaluate event (it gets a new key)")
             }
-            let action = kind == "evaluate" && sent ? "lookup" : "send"
+            let action = kind != "transmit" && sent ? "lookup" : "send"
             try tx.execute(
                 """
                 UPDATE flexcharge.outbox

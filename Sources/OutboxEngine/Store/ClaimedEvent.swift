@@ -3,9 +3,23 @@ import LibPQ
 
 /// An event a worker has leased: what to send, to whom, with which key.
 public struct ClaimedEvent: Sendable {
-    public enum Kind: String, Sendable {
-        case transmit, evaluate, cancel, refund
+    public enum Kind: String, Sendable, CaseIterable {
+        case transmit, evaluate, cancel, refund, capture
         case externalCancel = "external_cancel"
+
+        /// Kinds whose call can move money or end an order at FlexCharge: after a call that may have
+        /// reached FlexCharge they are looked up before anything is sent again. A transmit is a data
+        /// feed without an idempotency key: it is simply sent again.
+        public var isLookedUpAfterAmbiguity: Bool { self != .transmit }
+
+        /// Kinds whose FlexCharge call carries the event's idempotency key (so a resend within 24 h
+        /// replays the first answer). FlexCharge's /refund and /transmit take none.
+        public var carriesIdempotencyKey: Bool {
+            switch self {
+            case .evaluate, .cancel, .externalCancel, .capture: true
+            case .refund, .transmit: false
+            }
+        }
     }
 
     public enum NextAction: String, Sendable {
@@ -33,6 +47,11 @@ public struct ClaimedEvent: Sendable {
     public let environment: String
     public let orderSessionKey: String?
     public let amountCents: Int64?
+    /// A capture's currency (its own, else its order's evaluate's).
+    public let currency: String?
+    /// For a refund being looked up: the cents this outbox has recorded as refunded on the same
+    /// FlexCharge order by its other refund events.
+    public let refundedBeforeCents: Int64?
     /// The request body: the gateway's payload with `mid`, `orderId`, `isMIT`, `siteUrl` and (for
     /// evaluate) `idempotencyKey` filled in by the claim query.
     public let requestBody: String
@@ -70,6 +89,8 @@ public struct ClaimedEvent: Sendable {
         claimLane = Int(try row.decode("claim_lane", as: Int16.self))
         orderSessionKey = try row.decode("order_session_key")
         amountCents = try row.decode("amount_cents")
+        currency = try row.decode("currency")
+        refundedBeforeCents = try row.decode("refunded_before_cents")
         requestBody = try row.decode("request_body")
         credentials = try SealedCredentials(row: row)
     }

@@ -22,6 +22,18 @@ public struct OutboxStore: Sendable {
                    c.attempts, c.created_at, c.first_claimed_at, c.next_action, c.environment,
                    c.amount_cents, c.state,
                    c.order_session_key, c.claim_lane,
+                   -- A capture's currency: its own, else its order's evaluate's.
+                   CASE WHEN c.kind = 'capture' THEN coalesce(c.currency,
+                       (SELECT e.currency FROM flexcharge.outbox e
+                         WHERE e.merchant_id = c.merchant_id AND e.order_id = c.order_id AND e.kind = 'evaluate'
+                         ORDER BY e.id DESC LIMIT 1)) END AS currency,
+                   -- A refund looked up after an ambiguous call is compared with what this outbox has
+                   -- recorded as refunded on the same FlexCharge order (see migrations/0010).
+                   CASE WHEN c.kind = 'refund' AND c.next_action = 'lookup' THEN
+                       (SELECT coalesce(sum(r.amount_cents), 0)::bigint FROM flexcharge.outbox r
+                         WHERE r.merchant_id = c.merchant_id AND r.order_id = c.order_id AND r.kind = 'refund'
+                           AND r.state = 'succeeded' AND r.id <> c.id
+                           AND r.order_session_key IS NOT DISTINCT FROM c.order_session_key) END AS refunded_before_cents,
                    (jsonb_strip_nulls(jsonb_build_object('orderId', c.order_id, 'isMIT', c.channel = 'mit',
                                                          'siteUrl', c.site_url))
                     || c.payload

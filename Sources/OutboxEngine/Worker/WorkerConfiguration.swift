@@ -37,6 +37,13 @@ public struct WorkerConfiguration: Sendable {
     public var client: FlexChargeClientConfiguration
     /// When evaluates awaiting their outcome are looked up (the fallback for lost webhooks).
     public var outcomePolling = OutcomePolling()
+    /// After a refund's call may have reached FlexCharge (it has no idempotency key), the lookup that
+    /// decides whether to send it again waits at least this long, so it does not overtake a refund
+    /// FlexCharge is still processing. `nil`: the request timeout.
+    public var lookupSettleTime: Duration?
+
+    /// The wait before a refund's lookup (see ``lookupSettleTime``).
+    var refundSettleTime: Duration { lookupSettleTime ?? client.requestTimeout }
 
     public init(
         workerID: String = WorkerConfiguration.defaultWorkerID(),
