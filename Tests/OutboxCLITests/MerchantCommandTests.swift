@@ -63,6 +63,48 @@ import TestSupport
         }
     }
 
+    @Test func rotateCredentialsReSealsUnderTheNewPrimaryKeyAndIsAudited() async throws {
+        try await TestDatabase.with { db in
+            let newKey = Data(Array(repeating: UInt8(77), count: 32)).base64EncodedString()
+            func run(_ arguments: [String], keys: [String: String], stdin: String? = nil) async throws -> ProcessResult {
+                try await runCLI(arguments, environment: ["DATABASE_URL": db.url].merging(keys) { $1 }, stdin: stdin)
+            }
+            let oldOnly = ["FLEXCHARGE_CREDENTIALS_KEY": Self.key]
+            _ = try await cli(db, ["merchant", "add", "shoes"])
+            for environment in ["sandbox", "production"] {
+                let stored = try await run(["merchant", "credentials", "shoes", "--environment", environment, "--mid",
+                                            "5f1c2b4e-8d3a-4f5b-9c7e-2a1d0e9f8b76", "--actor", "alice"], keys: oldOnly,
+                                           stdin: "app_key=public-app-key\napp_secret=\(Self.secret)\nwebhook_key=\(Self.tokenizationKey)\n")
+                #expect(stored.status == 0, "\(stored.stderr)")
+            }
+            // Both keys in a key file, the new one first (primary).
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("ring-\(UUID().uuidString)").path
+            try "# primary first\n\(newKey)\n\(Self.key)\n".write(toFile: file, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            let both = ["FLEXCHARGE_CREDENTIALS_KEYS_FILE": file]
+            let dry = try await run(["merchant", "rotate-credentials", "--dry-run", "--actor", "bob"], keys: both)
+            #expect(dry.status == 0, "\(dry.stderr)")
+            #expect(dry.stdout.contains("shoes sandbox: key") && dry.stdout.contains("would be resealed"), "\(dry.stdout)")
+            let rotated = try await run(["merchant", "rotate-credentials", "--actor", "bob"], keys: both)
+            #expect(rotated.status == 0, "\(rotated.stderr)")
+            #expect(rotated.stdout.contains("2 resealed"), "\(rotated.stdout)")
+            // The new key alone opens every row now; the old key alone opens none (exit 1, rows named).
+            let newOnly = ["FLEXCHARGE_CREDENTIALS_KEYS": newKey]
+            let check = try await run(["merchant", "rotate-credentials", "--actor", "bob"], keys: newOnly)
+            #expect(check.status == 0 && check.stdout.contains("2 current"), "\(check.stdout)\(check.stderr)")
+            let stale = try await run(["merchant", "rotate-credentials", "--dry-run", "--actor", "bob"], keys: oldOnly)
+            #expect(stale.status == 1)
+            #expect(stale.stdout.contains("shoes production: key") && stale.stdout.contains("failed: merchant shoes, production app_key: sealed with key"),
+                    "\(stale.stdout)")
+            #expect(stale.stderr.contains("could not be opened"))
+            let history = try await cli(db, ["merchant", "history", "shoes"], actor: false).stdout
+            #expect(history.split(separator: "\n").filter { $0.contains(" bob ") && $0.contains("sealing key") }.count == 2, "\(history)")
+            for output in [dry, rotated, check, stale].flatMap({ [$0.stdout, $0.stderr] }) + [history] {
+                #expect(!output.contains(Self.secret) && !output.contains(Self.tokenizationKey) && !output.contains(newKey) && !output.contains(Self.key))
+            }
+        }
+    }
+
     @Test(arguments: [
         (["merchant", "set", "nobody", "--mit", "sandbox"], "unknown merchant nobody"),
         (["merchant", "add", "m", "--mit", "live"], "--mit must be off, sandbox or production, not live"),
@@ -105,7 +147,7 @@ import TestSupport
         let commands = [
             ["migrate"], ["worker"], ["status"], ["reconcile"], ["events", "show"], ["events", "list"], ["retry"], ["skip"], ["report"],
             ["merchant", "add"], ["merchant", "set"], ["merchant", "credentials"], ["merchant", "show"], ["merchant", "list"],
-            ["merchant", "history"], ["sample-events"],
+            ["merchant", "history"], ["merchant", "rotate-credentials"], ["sample-events"],
         ]
         for command in commands {
             let run = try await runCLI(command + ["--help"])

@@ -108,6 +108,44 @@ import TestSupport
         }
     }
 
+    @Test func theTokenizerOpensOnlyTheTokenizationKey() async throws {
+        try await WorkerHarness.with { h in
+            try await h.enrol("m1")
+            let logs = LogRecorder()
+            let server = try await RunningIntegrationServer.start(h, logger: logs.logger)
+            defer { Task { await server.stop() } }
+            // Garbage where the app key and secret are: opening either would fail the request.
+            try await h.session.execute(
+                "UPDATE flexcharge.merchant_credentials SET app_key_sealed = '\\x00'::bytea, app_secret_sealed = '\\x464f4f'::bytea")
+            let sealer = try CredentialSealer(keyBytes: WorkerHarness.keyBytes)
+            let sealed = try #require(try await SealedCredentials.load(.api, merchantID: "m1", environment: "sandbox", on: h.session).first)
+            #expect(throws: CredentialError.self) { try sealer.apiCredentials(sealed) }
+
+            let reply = try await server.post("/v1/tokenize", headers: Self.auth(), body: Self.request())
+            #expect(reply.status == 200, "\(reply.body)")
+            let tokenizer = CardTokenizer(session: h.session, sealer: sealer, clients: ["sandbox": server.client], logger: logs.logger)
+            let vaulted = try await tokenizer.tokenize(
+                CardToTokenize(firstName: "Joe", lastName: "Jones", number: "4242424242424242", month: "03", year: "2030"),
+                merchantID: "m1", channel: "cit", origin: "website", site: "https://shop.example")
+            #expect(!vaulted.token.isEmpty && vaulted.environment == "sandbox")
+            let tokenizationOnly = try sealer.tokenizationCredentials(
+                try #require(try await SealedCredentials.load(.tokenization, merchantID: "m1", environment: "sandbox", on: h.session).first))
+            #expect(tokenizationOnly.appKey.isEmpty && tokenizationOnly.appSecret.isEmpty)
+            #expect(tokenizationOnly.tokenizationKey == WorkerHarness.sandboxMerchant.tokenizationKey)
+
+            // A tokenization key copied from the production row does not open in the sandbox row: 409, no token.
+            try await h.session.execute(
+                """
+                UPDATE flexcharge.merchant_credentials t SET tokenization_key_sealed = s.tokenization_key_sealed
+                  FROM flexcharge.merchant_credentials s
+                 WHERE t.environment = 'sandbox' AND s.environment = 'production' AND s.merchant_id = t.merchant_id
+                """)
+            let moved = try await server.post("/v1/tokenize", headers: Self.auth(), body: Self.request())
+            #expect(moved.status == 409, "\(moved.body)")
+            #expect(!logs.all.contains { $0.contains(WorkerHarness.sandboxMerchant.tokenizationKey) || $0.contains(WorkerHarness.sandboxMerchant.appSecret) })
+        }
+    }
+
     @Test func onlyLoopbackPeersAreLoopback() throws {
         #expect(IntegrationServer.isLoopback(try SocketAddress(ipAddress: "127.0.0.1", port: 1)))
         #expect(IntegrationServer.isLoopback(try SocketAddress(ipAddress: "::1", port: 1)))

@@ -2,6 +2,7 @@ import FlexChargeAPI
 import FlexChargeSandbox
 import Foundation
 import LibPQ
+import Logging
 import OutboxEngine
 import Testing
 import TestSupport
@@ -9,11 +10,12 @@ import TestSupport
 /// `POST /webhooks/flexcharge` over loopback: signature, clock skew, replay, idempotency, recording.
 @Suite struct WebhookReceiverTests {
     static func body(event: String, orderID: String, external: String = "w-1", resent: Bool = false,
-                     timestamp: String = "2026-01-01T10:00:00.123Z") -> [UInt8] {
-        let object: [String: Any] = [
+                     timestamp: String = "2026-01-01T10:00:00.123Z", isTestMode: Bool? = true) -> [UInt8] {
+        var object: [String: Any] = [
             "Event": event, "TimeStamp": timestamp, "EventData": NSNull(), "ExternalOrderId": external, "OrderId": orderID,
-            "ConfirmationId": "ABCD1234", "IsTestMode": true, "IsResent": resent,
+            "ConfirmationId": "ABCD1234", "IsResent": resent,
         ]
+        if let isTestMode { object["IsTestMode"] = isTestMode }
         return Array(try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
     }
 
@@ -34,15 +36,36 @@ import TestSupport
                 ("x-fc-content-sha512", headers.contentSHA512), ("x-fc-date", headers.date), ("x-fc-nonce", headers.nonce)]
     }
 
-    /// An evaluate awaiting its outcome with FlexCharge order id `orderSessionKey`.
-    static func awaitingEvaluate(_ h: WorkerHarness, order: String, orderSessionKey: String) async throws -> Int64 {
+    /// An evaluate awaiting its outcome with FlexCharge order id `orderSessionKey` (nil: it never got one).
+    static func awaitingEvaluate(_ h: WorkerHarness, order: String, orderSessionKey: String?,
+                                 environment: String = "sandbox") async throws -> Int64 {
         let id = try await h.insert("evaluate", order: order, channel: "mit", payload: OutcomeLookupTests.mitEvaluate(order))
         try await h.session.execute(
             """
             UPDATE flexcharge.outbox SET state = 'awaiting_outcome', decision = 'SUBMITTED', order_session_key = $2,
-                   environment = 'sandbox', attempts = 1, completed_at = now() WHERE id = $1
-            """, [id, orderSessionKey])
+                   environment = $3, attempts = 1, completed_at = now() WHERE id = $1
+            """, [id, orderSessionKey, environment])
         return id
+    }
+
+    static let sandboxKey = Data("the-merchants-SANDBOX-subscriber-key".utf8).base64EncodedString()
+    static let productionKey = Data("the-merchants-PRODUCTION-subscriber-key".utf8).base64EncodedString()
+
+    /// Enrols `merchantID` with a different webhook key per environment (as FlexCharge's portals give them).
+    static func enrolWithTwoWebhookKeys(_ h: WorkerHarness, _ merchantID: String = "m1") async throws {
+        let store = MerchantStore(session: h.session, actor: "test")
+        try await store.add(merchantID, name: nil, switches: [.citWebsite: .production, .mit: .production])
+        let sealer = try CredentialSealer(keyBytes: WorkerHarness.keyBytes)
+        for (environment, key) in [("sandbox", sandboxKey), ("production", productionKey)] {
+            try await store.setCredentials(
+                merchantID, environment: environment, mid: WorkerHarness.sandboxMerchant.mid,
+                secrets: MerchantSecrets(appKey: "k", appSecret: "s", webhookKey: key), sealer: sealer)
+        }
+    }
+
+    static func state(_ h: WorkerHarness, _ id: Int64) async throws -> String {
+        let row = try await h.event(id)
+        return "\(try row.decode("state", as: String.self)) \(try row.decode("decision", as: String?.self) ?? "-")"
     }
 
     static func count(_ h: WorkerHarness, _ table: String) async throws -> Int64 {
@@ -184,6 +207,113 @@ import TestSupport
             let sources = try await h.session.query("SELECT source, fc_event FROM flexcharge.outcome_events").rows
             #expect(try sources.map { try $0.decode("source", as: String.self) } == ["webhook"])
             #expect(h.sandbox.sandbox.ledger().webhooks.allSatisfy { $0.httpStatus == 200 })
+        }
+    }
+
+    @Test func aSandboxSignedWebhookNeverSettlesAProductionEvaluate() async throws {
+        try await WorkerHarness.with { h in
+            try await Self.enrolWithTwoWebhookKeys(h)
+            let logs = LogRecorder()
+            let server = try await RunningIntegrationServer.start(h, logger: logs.logger)
+            defer { Task { await server.stop() } }
+            let id = try await Self.awaitingEvaluate(h, order: "p-1", orderSessionKey: "fc-prod-1", environment: "production")
+            let path = "/webhooks/flexcharge?merchant=m1"
+            // Signed with the sandbox key, honest IsTestMode=true: a sandbox order of that id; ours is production.
+            let sandboxBody = Self.body(event: "order.completed", orderID: "fc-prod-1", external: "p-1", isTestMode: true)
+            #expect(try await server.post(path, headers: Self.signed(sandboxBody, server: server, key: Self.sandboxKey), body: sandboxBody).status == 200)
+            #expect(try await Self.state(h, id) == "awaiting_outcome SUBMITTED")
+            // Signed with the sandbox key but claiming production: refused, recorded with the reason.
+            let lying = Self.body(event: "order.completed", orderID: "fc-prod-1", external: "p-1", isTestMode: false)
+            let refused = try await server.post(path, headers: Self.signed(lying, server: server, key: Self.sandboxKey), body: lying)
+            #expect(refused.status == 403)
+            #expect(try await Self.state(h, id) == "awaiting_outcome SUBMITTED")
+
+            // The production delivery of the same OrderId, Event and TimeStamp is not taken for a
+            // redelivery of the sandbox one: it settles the event.
+            let production = Self.body(event: "order.completed", orderID: "fc-prod-1", external: "p-1", isTestMode: false)
+            #expect(try await server.post(path, headers: Self.signed(production, server: server, key: Self.productionKey), body: production).status == 200)
+            #expect(try await Self.state(h, id) == "succeeded APPROVED")
+
+            let rows = try await h.session.query(
+                "SELECT environment, event_id, decision, refused_reason FROM flexcharge.outcome_events ORDER BY id").rows
+            #expect(rows.count == 3)
+            #expect(try rows.map { try $0.decode("environment", as: String?.self) } == ["sandbox", "sandbox", "production"])
+            #expect(try rows.map { try $0.decode("event_id", as: Int64?.self) } == [nil, nil, id])
+            #expect(try rows.map { try $0.decode("decision", as: String?.self) } == [nil, nil, "APPROVED"])
+            #expect(try rows[0].decode("refused_reason", as: String?.self) == nil)
+            #expect(try rows[1].decode("refused_reason", as: String?.self) == "signed with the sandbox key but IsTestMode=false (production)")
+            #expect(logs.all.contains { $0.contains("environment mismatch") && $0.contains("IsTestMode=false") })
+            #expect(!logs.all.contains { $0.contains(Self.sandboxKey) || $0.contains(Self.productionKey) })
+        }
+    }
+
+    @Test func anIsTestModeThatDisagreesWithTheKeyIsRefusedAndSettlesNothing() async throws {
+        try await WorkerHarness.with { h in
+            try await Self.enrolWithTwoWebhookKeys(h)
+            let server = try await RunningIntegrationServer.start(h)
+            defer { Task { await server.stop() } }
+            let sandboxEvent = try await Self.awaitingEvaluate(h, order: "s-1", orderSessionKey: "fc-sand-1", environment: "sandbox")
+            let productionEvent = try await Self.awaitingEvaluate(h, order: "p-1", orderSessionKey: "fc-prod-1", environment: "production")
+            let path = "/webhooks/flexcharge?merchant=m1"
+            let cases: [(String, [UInt8], String, String)] = [
+                ("production key, IsTestMode=true", Self.body(event: "order.completed", orderID: "fc-sand-1", isTestMode: true),
+                 Self.productionKey, "signed with the production key but IsTestMode=true (sandbox)"),
+                ("production key, IsTestMode=true, its own order", Self.body(event: "order.completed", orderID: "fc-prod-1", isTestMode: true),
+                 Self.productionKey, "signed with the production key but IsTestMode=true (sandbox)"),
+                ("no IsTestMode", Self.body(event: "order.completed", orderID: "fc-prod-1", isTestMode: nil),
+                 Self.productionKey, "IsTestMode missing; signed with the production key"),
+                ("sandbox key, IsTestMode=false", Self.body(event: "order.cancelled", orderID: "fc-sand-1", isTestMode: false),
+                 Self.sandboxKey, "signed with the sandbox key but IsTestMode=false (production)"),
+            ]
+            for (name, body, key, _) in cases {
+                let reply = try await server.post(path, headers: Self.signed(body, server: server, key: key), body: body)
+                #expect(reply.status == 403, "\(name)")
+            }
+            #expect(try await Self.state(h, sandboxEvent) == "awaiting_outcome SUBMITTED")
+            #expect(try await Self.state(h, productionEvent) == "awaiting_outcome SUBMITTED")
+            let reasons = try await h.session.query(
+                "SELECT refused_reason, event_id, decision FROM flexcharge.outcome_events ORDER BY id").rows
+            #expect(try reasons.map { try $0.decode("refused_reason", as: String?.self) } == cases.map(\.3))
+            #expect(try reasons.allSatisfy { try $0.decode("event_id", as: Int64?.self) == nil && $0.decode("decision", as: String?.self) == nil })
+
+            // The honest deliveries settle their own environment's events.
+            let sandbox = Self.body(event: "order.completed", orderID: "fc-sand-1", isTestMode: true)
+            #expect(try await server.post(path, headers: Self.signed(sandbox, server: server, key: Self.sandboxKey), body: sandbox).status == 200)
+            let production = Self.body(event: "order.cancelled", orderID: "fc-prod-1", isTestMode: false)
+            #expect(try await server.post(path, headers: Self.signed(production, server: server, key: Self.productionKey), body: production).status == 200)
+            #expect(try await Self.state(h, sandboxEvent) == "succeeded APPROVED")
+            #expect(try await Self.state(h, productionEvent) == "succeeded CANCELLED")
+        }
+    }
+
+    @Test func theExternalOrderIdFallbackOnlyFindsEvaluatesWithoutAnOrderSessionKeyInItsEnvironment() async throws {
+        try await WorkerHarness.with { h in
+            try await Self.enrolWithTwoWebhookKeys(h)
+            let server = try await RunningIntegrationServer.start(h)
+            defer { Task { await server.stop() } }
+            let path = "/webhooks/flexcharge?merchant=m1"
+            // Our evaluate of order w-1 is FlexCharge order fc-real; a webhook about another FlexCharge
+            // order that echoes the same ExternalOrderId is not about it.
+            let keyed = try await Self.awaitingEvaluate(h, order: "w-1", orderSessionKey: "fc-real", environment: "sandbox")
+            let other = Self.body(event: "order.completed", orderID: "fc-other", external: "w-1", isTestMode: true)
+            #expect(try await server.post(path, headers: Self.signed(other, server: server, key: Self.sandboxKey), body: other).status == 200)
+            #expect(try await Self.state(h, keyed) == "awaiting_outcome SUBMITTED")
+            // A production evaluate that never got its key is not found by a sandbox delivery...
+            let unkeyedProduction = try await Self.awaitingEvaluate(h, order: "w-2", orderSessionKey: nil, environment: "production")
+            let sandboxForW2 = Self.body(event: "order.completed", orderID: "fc-x", external: "w-2", isTestMode: true)
+            #expect(try await server.post(path, headers: Self.signed(sandboxForW2, server: server, key: Self.sandboxKey), body: sandboxForW2).status == 200)
+            #expect(try await Self.state(h, unkeyedProduction) == "awaiting_outcome SUBMITTED")
+            // ...but by its own environment's: the fallback's one use.
+            let productionForW2 = Self.body(event: "order.expired", orderID: "fc-x", external: "w-2", isTestMode: false)
+            #expect(try await server.post(path, headers: Self.signed(productionForW2, server: server, key: Self.productionKey),
+                                          body: productionForW2).status == 200)
+            #expect(try await Self.state(h, unkeyedProduction) == "succeeded EXPIRED")
+            let matched = try await h.session.query("SELECT fc_order_id, event_id FROM flexcharge.outcome_events ORDER BY id").rows
+            #expect(try matched.map { try $0.decode("event_id", as: Int64?.self) } == [nil, nil, unkeyedProduction])
+            // The keyed evaluate still settles by its own FlexCharge order id.
+            let real = Self.body(event: "order.completed", orderID: "fc-real", external: "w-1", isTestMode: true)
+            #expect(try await server.post(path, headers: Self.signed(real, server: server, key: Self.sandboxKey), body: real).status == 200)
+            #expect(try await Self.state(h, keyed) == "succeeded APPROVED")
         }
     }
 }
