@@ -204,7 +204,7 @@ public final class FlexChargeClient: Sendable {
     static func decode<Body: Decodable & Sendable>(_ reply: HTTPExchange.Reply, route: String, renewedToken: Bool) throws -> FlexChargeResponse<Body> {
         guard (200..<300).contains(reply.status) else {
             let parsed = ErrorBody(reply.body)
-            var message = parsed.message ?? "HTTP \(reply.status)"
+            var message = parsed.message.flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 } ?? "HTTP \(reply.status)"
             var failureClass = FlexChargeError.classify(httpStatus: reply.status, message: message)
             if reply.status == 401 {
                 message = renewedToken ? "unauthorized after one token renewal" : "unauthorized"

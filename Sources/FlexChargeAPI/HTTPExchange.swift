@@ -61,9 +61,11 @@ struct HTTPExchange: Sendable {
             return FlexChargeError(failureClass: .ambiguous, route: route, httpStatus: progress.status,
                                    message: "response body over \(Self.maximumResponseBodyBytes) bytes, not read", latency: latency)
         }
-        if progress.receivedHead {
+        if progress.receivedHead || error is HTTPParserError {
+            // A response (even one that cannot be parsed) means FlexCharge received the request.
             return FlexChargeError(failureClass: .ambiguous, route: route, httpStatus: progress.status,
-                                   message: "response cut off (\(kind))", latency: latency)
+                                   message: "\(progress.receivedHead ? "response cut off" : "malformed response") (\(kind))",
+                                   latency: latency)
         }
         if !progress.sentRequest || Self.isConnectionReset(error) {
             return FlexChargeError(failureClass: .retryable, route: route,
