@@ -288,6 +288,32 @@ import TestSupport
         }
     }
 
+    @Test func rotatingWithTheSameKeyUpgradesLegacyRowsSoLegacyCanBeRefused() async throws {
+        try await TestDatabase.with { db in
+            let session = db.session()
+            defer { Task { await session.close() } }
+            let ringA = try CredentialSealer(keyBytes: Self.keyA)
+            try await Self.enrol(["v1"], session: session, sealer: ringA)
+            // Both rows as v1 wrote them (no associated data, no header).
+            for environment in ["sandbox", "production"] {
+                let values = ["v1-\(environment)-app-key", "v1-\(environment)-\(Self.secret)", "v1-\(environment)-tok", "v1-\(environment)-hook"]
+                    .map { PGBytes(CredentialSealer.sealLegacyV1($0, keyBytes: Self.keyA)) }
+                try await session.execute(
+                    """
+                    UPDATE flexcharge.merchant_credentials SET app_key_sealed = $2, app_secret_sealed = $3, tokenization_key_sealed = $4,
+                           webhook_key_sealed = $5 WHERE merchant_id = 'v1' AND environment = $1
+                    """, [environment, values[0], values[1], values[2], values[3]])
+            }
+            let refusing = try CredentialSealer(keyBytes: Self.keyA, allowsLegacy: false)
+            let before = try await Self.openEverything(session, refusing)
+            #expect(before.count == 6 && before.allSatisfy { $0.contains("legacy v1 format, refused") }, "\(before)")
+            #expect(try await Self.openEverything(session, ringA).isEmpty)
+            let rotated = try await MerchantStore(session: session, actor: "ops").rotateCredentials(sealer: ringA)
+            #expect(rotated.map(\.result) == ["resealed", "resealed"])
+            #expect(try await Self.openEverything(session, refusing).isEmpty)
+        }
+    }
+
     @Test func aWorkerHoldingBothKeysDeliversBeforeDuringAndAfterTheRotation() async throws {
         try await WorkerHarness.with { h in
             try await h.enrol("m1")  // sealed with key A (the harness key)
