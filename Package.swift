@@ -156,6 +156,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The database's trust boundary: the insert guard (PAN, credentials, worker-owned columns)
+        // and the roles of migrations/0012_roles.sql, against a real PostgreSQL.
+        .testTarget(
+            name: "SchemaTests",
+            dependencies: ["LibPQ", "TestSupport", "OutboxEngine"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "OutboxCLITests",
             dependencies: ["LibPQ", "TestSupport"],
