@@ -1,0 +1,277 @@
+import FlexChargeAPI
+import FlexChargeSandbox
+import Foundation
+import LibPQ
+import Logging
+import NIOCore
+import NIOPosix
+import OutboxEngine
+import ServiceLifecycle
+import Synchronization
+import Testing
+import TestSupport
+
+/// `serve`'s limits, over real sockets: read and idle timeouts, the connection cap, rate limits, the session
+/// pool, and log lines that request-supplied text cannot forge.
+@Suite struct ServeHardeningTests {
+    @Test func slowSendersAndIdleConnectionsAreClosedWithinTheirTimeouts() async throws {
+        let limits = IntegrationServer.Limits(readTimeout: .seconds(1), idleTimeout: .seconds(2))
+        try await HardenedServer.with(limits: limits) { server in
+            // Slow loris: a header line every 300 ms, never the blank line that ends the head.
+            let slowHead = try await RawConnection.open(port: server.port)
+            try await slowHead.send("POST /webhooks/flexcharge?merchant=m1 HTTP/1.1\r\nHost: x\r\n")
+            // A complete head, then a body one byte at a time.
+            let slowBody = try await RawConnection.open(port: server.port)
+            try await slowBody.send("POST /webhooks/flexcharge?merchant=m1 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+            // Connected, silent.
+            let idle = try await RawConnection.open(port: server.port)
+            let started = ContinuousClock.now
+            var closedAt: [String: Duration] = [:]
+            while ContinuousClock.now - started < .seconds(6), closedAt.count < 3 {
+                for (name, connection) in [("slow head", slowHead), ("slow body", slowBody), ("idle", idle)] where closedAt[name] == nil {
+                    if connection.isClosed { closedAt[name] = ContinuousClock.now - started } else if name != "idle" {
+                        try? await connection.send(name == "slow head" ? "X-Drip: 1\r\n" : "a")
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(300))
+            }
+            print("ServeHardeningTests: closed after \(closedAt)")
+            let slowHeadClosed = try #require(closedAt["slow head"], "a slow head must be cut off")
+            let slowBodyClosed = try #require(closedAt["slow body"], "a slow body must be cut off")
+            let idleClosed = try #require(closedAt["idle"], "an idle connection must be closed")
+            #expect(slowHeadClosed <= .milliseconds(2500))
+            #expect(slowBodyClosed <= .milliseconds(2500))
+            #expect(idleClosed >= .milliseconds(1500) && idleClosed <= .milliseconds(4000))
+            // The server still answers.
+            #expect(try await server.get("/healthz").status == 200)
+            #expect(server.logs.all.contains { $0.contains("request not received within the read timeout") })
+        }
+    }
+
+    @Test func connectionsOverTheCapWaitUntilOneCloses() async throws {
+        let limits = IntegrationServer.Limits(readTimeout: .seconds(30), idleTimeout: .seconds(30), maximumConnections: 2)
+        try await HardenedServer.with(limits: limits) { server in
+            let first = try await RawConnection.open(port: server.port)
+            let second = try await RawConnection.open(port: server.port)
+            try await first.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(await first.waitForResponse(timeout: .seconds(5))?.hasPrefix("HTTP/1.1 200") == true)
+            // A third connection is queued in the backlog: its request gets no answer while two are open.
+            let third = try await RawConnection.open(port: server.port)
+            try await third.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(await third.waitForResponse(timeout: .milliseconds(800)) == nil, "over the cap, nothing is served")
+            await second.close()
+            let answer = await third.waitForResponse(timeout: .seconds(5))
+            #expect(answer?.hasPrefix("HTTP/1.1 200") == true, "served once a connection closed")
+            await first.close()
+            await third.close()
+        }
+    }
+
+    @Test func tokenizeAndWebhooksAreRateLimitedWith429AndRetryAfter() async throws {
+        let limits = IntegrationServer.Limits(tokenizePerClient: .init(perSecond: 1, burst: 2), webhookPerClient: .init(perSecond: 1, burst: 3))
+        try await HardenedServer.with(limits: limits) { server in
+            var tokenizeStatuses: [Int] = []
+            var retryAfter: String?
+            for _ in 0..<5 {
+                let reply = try await server.post("/v1/tokenize", headers: [("Authorization", "Bearer wrong")], body: "{}")
+                tokenizeStatuses.append(reply.status)
+                if reply.status == 429 { retryAfter = reply.headers["retry-after"] }
+            }
+            #expect(tokenizeStatuses.prefix(2).allSatisfy { $0 == 401 }, "\(tokenizeStatuses)")
+            #expect(tokenizeStatuses.suffix(2).allSatisfy { $0 == 429 }, "\(tokenizeStatuses)")
+            #expect(retryAfter.flatMap { Int($0) }.map { $0 >= 1 } == true)
+            var webhookStatuses: [Int] = []
+            for _ in 0..<6 {
+                webhookStatuses.append(try await server.post("/webhooks/flexcharge?merchant=m1", headers: [], body: "{}").status)
+            }
+            #expect(webhookStatuses.prefix(3).allSatisfy { $0 == 401 }, "\(webhookStatuses)")
+            #expect(webhookStatuses.last == 429, "\(webhookStatuses)")
+            // The bucket refills: after its Retry-After the client is served again.
+            try await Task.sleep(for: .milliseconds(1100))
+            #expect(try await server.post("/webhooks/flexcharge?merchant=m1", headers: [], body: "{}").status == 401)
+            #expect(server.logs.all.contains { $0.contains("rate limited") })
+        }
+    }
+
+    @Test(arguments: [
+        "m1%0A2026-12-01T00:00:00+0000%20critical%20flexcharge.serve%20:%20forged=1",
+        "m1%0D%0Aforged",
+        "m1%1B%5B31mred",
+        "m1%E2%80%A8forged",
+    ])
+    func aForgedMerchantParameterProducesNoForgedLogLine(parameter: String) async throws {
+        try await HardenedServer.with(limits: .init()) { server in
+            let reply = try await server.post("/webhooks/flexcharge?merchant=\(parameter)", headers: [], body: "{}")
+            #expect(reply.status == 400)
+            let lines = server.logs.all
+            #expect(!lines.isEmpty)
+            for line in lines {
+                #expect(!line.contains("\n") && !line.contains("\r") && !line.contains("\u{1B}") && !line.contains("\u{2028}"),
+                        "a raw control character reached a log line: \(SafeText.forLog(line, limit: 300))")
+            }
+            #expect(lines.contains { $0.contains("unusable merchant parameter") && $0.contains(#"\"#) })
+        }
+    }
+
+    @Test func requestsShareThePoolAndGet503WhenNoSessionIsFree() async throws {
+        let limits = IntegrationServer.Limits(databaseWait: .milliseconds(300))
+        try await HardenedServer.with(limits: limits, poolSize: 2) { server in
+            // Twenty at once over two sessions: all are answered (401: unsigned), none waits too long.
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<20 {
+                    group.addTask { try await server.post("/webhooks/flexcharge?merchant=m\(index % 3)", headers: [], body: "{}").status }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(statuses.count == 20)
+            #expect(statuses.allSatisfy { $0 == 401 || $0 == 503 }, "\(statuses)")
+            // Both sessions held elsewhere: the request waits 300 ms for one, then gets 503 with Retry-After.
+            let holding = Task {
+                try await server.pool.withSession { _ in
+                    try await server.pool.withSession { _ in try await Task.sleep(for: .seconds(2)) }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            let started = ContinuousClock.now
+            let reply = try await server.post("/webhooks/flexcharge?merchant=m1", headers: [], body: "{}")
+            #expect(reply.status == 503)
+            #expect(reply.headers["retry-after"] == "1")
+            #expect(ContinuousClock.now - started < .seconds(1.5))
+            try await holding.value
+            #expect(try await server.post("/webhooks/flexcharge?merchant=m1", headers: [], body: "{}").status == 401)
+            #expect(await server.pool.usage.waiting == 0)
+        }
+    }
+}
+
+/// `serve` in-process on a free loopback port, with a session pool and recorded logs.
+struct HardenedServer: Sendable {
+    let port: Int
+    let pool: PGPool
+    let logs: LogRecorder
+
+    static func with(limits: IntegrationServer.Limits, poolSize: Int = 2, _ body: (HardenedServer) async throws -> Void) async throws {
+        try await WorkerHarness.with { h in
+            try await h.enrol("m1")
+            let logs = LogRecorder()
+            let logger = logs.logger
+            let sealer = try CredentialSealer(keyBytes: WorkerHarness.keyBytes)
+            let pool = PGPool(configuration: h.db.configuration, size: poolSize, name: "serve-test", leaseTimeout: limits.databaseWait)
+            let client = FlexChargeClient(environment: h.sandbox.environment, logger: logger)
+            let (ports, continuation) = AsyncStream<Int>.makeStream()
+            let app = IntegrationServer.application(
+                configuration: .init(host: "127.0.0.1", port: 0, tokenizeSecret: RunningIntegrationServer.tokenizeSecret, limits: limits),
+                pool: pool,
+                webhooks: { WebhookReceiver(session: $0, sealer: sealer, logger: logger) },
+                tokenizer: { CardTokenizer(session: $0, sealer: sealer, clients: ["sandbox": client], logger: logger) },
+                logger: logger) { channel in
+                    continuation.yield(channel.localAddress?.port ?? 0)
+                    continuation.finish()
+                }
+            let group = ServiceGroup(configuration: .init(services: [app], logger: WorkerHarness.silent))
+            let task = Task { do { try await group.run() } catch { continuation.finish() } }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next(), port > 0 else { throw TestSupportError("serve did not start") }
+            let server = HardenedServer(port: port, pool: pool, logs: logs)
+            do {
+                try await body(server)
+            } catch {
+                await group.triggerGracefulShutdown()
+                await task.value
+                await pool.close()
+                try? await client.shutdown()
+                throw error
+            }
+            await group.triggerGracefulShutdown()
+            await task.value
+            await pool.close()
+            try await client.shutdown()
+        }
+    }
+
+    /// One request on its own connection; the status, lower-cased headers and body.
+    func request(_ head: String, body: String = "") async throws -> (status: Int, headers: [String: String], body: String) {
+        let connection = try await RawConnection.open(port: port)
+        defer { Task { await connection.close() } }
+        try await connection.send(head + body)
+        guard let text = await connection.waitForResponse(timeout: .seconds(10)) else { throw TestSupportError("no answer to \(head)") }
+        let parts = text.components(separatedBy: "\r\n\r\n")
+        let lines = parts[0].components(separatedBy: "\r\n")
+        let status = Int(lines[0].split(separator: " ").dropFirst().first ?? "") ?? 0
+        var headers: [String: String] = [:]
+        for line in lines.dropFirst() {
+            let pair = line.split(separator: ":", maxSplits: 1)
+            if pair.count == 2 { headers[pair[0].lowercased()] = pair[1].trimmingCharacters(in: .whitespaces) }
+        }
+        return (status, headers, parts.dropFirst().joined(separator: "\r\n\r\n"))
+    }
+
+    func get(_ path: String) async throws -> (status: Int, headers: [String: String], body: String) {
+        try await request("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    }
+
+    func post(_ path: String, headers: [(String, String)], body: String) async throws -> (status: Int, headers: [String: String], body: String) {
+        var head = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        return try await request(head + "\r\n", body: body)
+    }
+}
+
+/// A plain TCP connection that writes what it is told and records what comes back and when it closes.
+final class RawConnection: Sendable {
+    private final class Recorder: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let received = Mutex<[UInt8]>([])
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let bytes = Array(unwrapInboundIn(data).readableBytesView)
+            received.withLock { $0.append(contentsOf: bytes) }
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+    }
+
+    let channel: any NIOCore.Channel
+    private let recorder: Recorder
+
+    private init(channel: any NIOCore.Channel, recorder: Recorder) {
+        self.channel = channel
+        self.recorder = recorder
+    }
+
+    static func open(port: Int) async throws -> RawConnection {
+        let recorder = Recorder()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(recorder) }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        return RawConnection(channel: channel, recorder: recorder)
+    }
+
+    var isClosed: Bool { !channel.isActive }
+
+    func send(_ text: String) async throws {
+        try await channel.writeAndFlush(ByteBuffer(string: text))
+    }
+
+    /// The bytes received once a whole response head (and its Content-Length body) is there, or nil after `timeout`.
+    func waitForResponse(timeout: Duration) async -> String? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let text = String(decoding: recorder.received.withLock { $0 }, as: UTF8.self)
+            if let end = text.range(of: "\r\n\r\n") {
+                let head = text[..<end.lowerBound].lowercased()
+                let length = head.components(separatedBy: "\r\n").first { $0.hasPrefix("content-length:") }
+                    .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+                if text.utf8.count >= text[..<end.upperBound].utf8.count + length || isClosed { return text }
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
+    }
+
+    func close() async {
+        try? await channel.close()
+    }
+}
