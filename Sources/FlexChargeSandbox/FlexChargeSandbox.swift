@@ -32,7 +32,8 @@ public final class FlexChargeSandbox: Sendable {
         self.hasFaults = Atomic(!configuration.faults.isEmpty)
         self.logger = logger
         self.webhooks = WebhookDispatcher(contentType: configuration.webhookContentType,
-                                          maxAttempts: configuration.webhookMaxAttempts, logger: logger)
+                                          maxAttempts: configuration.webhookMaxAttempts,
+                                          isTestMode: configuration.isTestMode, logger: logger)
     }
 
     // MARK: Test control

@@ -94,6 +94,9 @@ public struct SandboxConfiguration: Sendable {
     public var webhookMaxAttempts: Int
     /// Whether repeated refunds of one order are deduplicated (``RefundDeduplication/strict``: never).
     public var refundDeduplication: RefundDeduplication
+    /// `IsTestMode` in webhooks: `true` (FlexCharge's sandbox); `false` when this simulator plays production,
+    /// whose webhooks the receiver accepts only with `IsTestMode: false`.
+    public var isTestMode: Bool
 
     /// Creates a configuration; without merchants the ``SandboxMerchant/demo`` merchant is used.
     public init(
@@ -102,7 +105,7 @@ public struct SandboxConfiguration: Sendable {
         idempotencyWindow: Duration = .seconds(24 * 3600), tokenTTL: Duration = .seconds(600),
         validationErrorShape: ValidationErrorShape = .flat, managedMITCompletionDelay: Duration = .seconds(3600),
         managedMITOutcome: ManagedMITOutcome = .complete, webhookContentType: String = "application/json",
-        webhookMaxAttempts: Int = 3, refundDeduplication: RefundDeduplication = .strict
+        webhookMaxAttempts: Int = 3, refundDeduplication: RefundDeduplication = .strict, isTestMode: Bool = true
     ) {
         self.merchants = merchants.isEmpty ? [.demo] : merchants
         self.host = host
@@ -118,6 +121,7 @@ public struct SandboxConfiguration: Sendable {
         self.webhookContentType = webhookContentType
         self.webhookMaxAttempts = webhookMaxAttempts
         self.refundDeduplication = refundDeduplication
+        self.isTestMode = isTestMode
     }
 }
 

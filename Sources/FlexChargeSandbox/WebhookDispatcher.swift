@@ -19,12 +19,15 @@ public struct ReceivedWebhook: Sendable, Hashable {
 final class WebhookDispatcher: Sendable {
     private let contentType: String
     private let maxAttempts: Int
+    /// `IsTestMode` of every delivery: true when this simulator plays FlexCharge's sandbox.
+    private let isTestMode: Bool
     private let logger: Logger
     private let sink = Mutex<[ReceivedWebhook]>([])
 
-    init(contentType: String, maxAttempts: Int, logger: Logger) {
+    init(contentType: String, maxAttempts: Int, isTestMode: Bool, logger: Logger) {
         self.contentType = contentType
         self.maxAttempts = max(1, maxAttempts)
+        self.isTestMode = isTestMode
         self.logger = logger
     }
 
@@ -49,7 +52,7 @@ final class WebhookDispatcher: Sendable {
         let payload: [String: Any] = [
             "Event": event, "TimeStamp": SandboxState.iso(time), "EventData": NSNull(),
             "ExternalOrderId": order.merchantOrderId, "OrderId": order.id, "ConfirmationId": order.confirmationId,
-            "IsTestMode": true, "IsResent": isResent,
+            "IsTestMode": isTestMode, "IsResent": isResent,
         ]
         let body = SandboxJSONWriter.bytes(payload)
         guard let components = URLComponents(string: url), let host = components.host else { return nil }

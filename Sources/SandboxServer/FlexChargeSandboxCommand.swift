@@ -86,6 +86,12 @@ struct FlexChargeSandboxCommand: AsyncParsableCommand {
         """)
     var refundDedup: String = RefundDeduplication.strict.rawValue
 
+    @Flag(help: """
+        Play FlexCharge's production environment: webhooks carry IsTestMode: false (the receiver refuses a \
+        delivery whose IsTestMode disagrees with the environment of the key that verified it).
+        """)
+    var playsProduction = false
+
     @Option(help: "Log level (trace, debug, info, notice, warning, error).")
     var logLevel: String = "info"
 
@@ -98,7 +104,7 @@ struct FlexChargeSandboxCommand: AsyncParsableCommand {
             faults: try faults.map(parseFault), randomSeed: seed,
             validationErrorShape: ValidationErrorShape(rawValue: errorShape) ?? .flat,
             managedMITCompletionDelay: .seconds(mitCompletionSeconds),
-            refundDeduplication: try parseRefundDeduplication(refundDedup))
+            refundDeduplication: try parseRefundDeduplication(refundDedup), isTestMode: !playsProduction)
         let sandbox = FlexChargeSandbox(configuration: configuration, logger: logger)
         logger.info("starting FlexCharge sandbox", metadata: [
             "address": "\(host):\(port)", "merchants": "\(configuration.merchants.map(\.mid))",

@@ -30,8 +30,10 @@ struct WorkerHarness {
             var configuration = SandboxConfiguration(merchants: [sandboxMerchant], port: 0)
             configure(&configuration)
             let sandbox = try await SandboxServer.start(FlexChargeSandbox(configuration: configuration, logger: silent), logger: silent)
+            var productionConfiguration = configuration
+            productionConfiguration.isTestMode = false  // it plays FlexCharge's production environment
             let production = productionSandbox
-                ? try await SandboxServer.start(FlexChargeSandbox(configuration: configuration, logger: silent), logger: silent) : nil
+                ? try await SandboxServer.start(FlexChargeSandbox(configuration: productionConfiguration, logger: silent), logger: silent) : nil
             let harness = WorkerHarness(db: db, session: db.session(), sandbox: sandbox, production: production)
             do {
                 try await body(harness)
