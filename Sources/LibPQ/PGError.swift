@@ -12,8 +12,11 @@ public struct PGError: Error, Sendable, Equatable, CustomStringConvertible {
         case server
         /// A value could not be decoded into the requested Swift type.
         case decoding
-        /// The layer was used wrongly (e.g. a closed pool).
+        /// The layer was used wrongly (e.g. a closed pool or session).
         case usage
+        /// The awaiting Swift task was cancelled: the statement was cancelled on the server
+        /// (`PQcancel`), or the connection was closed when the server did not answer the cancel.
+        case cancelled
     }
 
     public let kind: Kind
@@ -40,6 +43,9 @@ public struct PGError: Error, Sendable, Equatable, CustomStringConvertible {
         if let sqlState { return "\(message) (SQLSTATE \(sqlState))" }
         return message
     }
+
+    /// True when the statement was cancelled because its task was.
+    public var isCancellation: Bool { kind == .cancelled }
 
     /// True for SQLSTATE class 08 (connection exception) and for client-side connection failures.
     public var isConnectionFailure: Bool {

@@ -10,28 +10,42 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
     private let condition = NSCondition()
     private var jobs: [UnownedJob] = []
     private var stopped = false
+    private var threadRunning = false
+    private let name: String
 
     /// Starts the thread. `name` shows up in debuggers and `top -H`.
     public init(name: String) {
+        self.name = name
+        condition.lock()
+        startThread()
+        condition.unlock()
+    }
+
+    /// Queues a job. After ``shutdown()`` a job still runs (on a short-lived thread of its own, one
+    /// at a time), so a call made on a closed session fails at once instead of waiting for ever.
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let unowned = UnownedJob(job)
+        condition.lock()
+        jobs.append(unowned)
+        if !threadRunning { startThread() }
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Called with `condition` locked.
+    private func startThread() {
+        threadRunning = true
         let thread = Thread { [self] in self.runLoop() }
         thread.name = name
         thread.stackSize = 1 << 20
         thread.start()
     }
 
-    public func enqueue(_ job: consuming ExecutorJob) {
-        let unowned = UnownedJob(job)
-        condition.lock()
-        jobs.append(unowned)
-        condition.signal()
-        condition.unlock()
-    }
-
     public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
         UnownedSerialExecutor(ordinary: self)
     }
 
-    /// Lets the thread finish the jobs already queued, then exit.
+    /// Lets the thread finish the jobs already queued, then exit (later jobs get a thread of their own).
     public func shutdown() {
         condition.lock()
         stopped = true
@@ -44,6 +58,7 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
             condition.lock()
             while jobs.isEmpty && !stopped { condition.wait() }
             if jobs.isEmpty && stopped {
+                threadRunning = false
                 condition.unlock()
                 return
             }

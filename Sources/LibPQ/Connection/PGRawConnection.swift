@@ -1,18 +1,30 @@
 import CLibPQ
 import Foundation
 
-/// The libpq connection handle and every blocking call made on it.
+/// The libpq connection handle and every call made on it.
 ///
 /// Deliberately not `Sendable`: it is owned by one ``PGSession`` actor, which runs on a
 /// ``DedicatedThreadExecutor``, so libpq's "one thread at a time per connection" rule holds.
+///
+/// Nothing here waits without a bound it can see: connecting and statements use libpq's
+/// asynchronous calls on a non-blocking socket and `poll(2)` in slices of at most 100 ms, checking
+/// the statement's deadline (``StatementWait``) and the awaiting task's cancellation between slices.
+/// A cancelled task sends the server a cancel request (`PQcancel`); a server that does not answer
+/// in time loses the connection rather than the caller its thread.
 final class PGRawConnection {
     private var handle: OpaquePointer?
-    private let conninfo: String
-    private let applicationName: String
+    private let configuration: PGConfiguration
+    /// The session's own statement timeout (applied unless the user set one).
+    private(set) var statementTimeout: Duration?
+    /// The server-side `statement_timeout` in force on this connection (nil: none).
+    private(set) var effectiveStatementTimeout: Duration?
+    /// The user set `statement_timeout` (URL options, PGOPTIONS, role or database settings): left alone.
+    private(set) var userSetStatementTimeout = false
 
-    init(conninfo: String, applicationName: String) {
-        self.conninfo = conninfo
-        self.applicationName = applicationName
+    init(configuration: PGConfiguration) {
+        self.configuration = configuration
+        self.statementTimeout = configuration.statementTimeout
+        self.effectiveStatementTimeout = configuration.statementTimeout
     }
 
     deinit { close() }
@@ -20,23 +32,97 @@ final class PGRawConnection {
     var isOpen: Bool { handle != nil && PQstatus(handle) == CONNECTION_OK }
 
     /// Opens the connection (libpq falls back to the `PG*` environment variables for anything the
-    /// conninfo leaves out) and fixes the session settings the decoders rely on.
+    /// conninfo leaves out) and fixes the session settings the decoders rely on. Gives up after the
+    /// effective `connect_timeout` (all hosts together), or when the awaiting task is cancelled.
     func open() throws(PGError) {
         close()
-        let keywords = ["dbname", "application_name", "connect_timeout"]
-        let values = [conninfo, applicationName, ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] ?? "10"]
-        let conn: OpaquePointer? = withCStringArray(keywords) { k in
-            withCStringArray(values) { v in PQconnectdbParams(k, v, 1) }
+        let parameters = configuration.connectionParameters()
+        let conn: OpaquePointer? = withCStringArray(parameters.map(\.0)) { k in
+            withCStringArray(parameters.map(\.1)) { v in PQconnectStartParams(k, v, 1) }
         }
         guard let conn else { throw PGError(.connection, "out of memory while connecting") }
-        guard PQstatus(conn) == CONNECTION_OK else {
-            let message = Self.connectionMessage(conn, conninfo: conninfo)
-            PQfinish(conn)
-            throw PGError(.connection, message)
+        // libpq enforces connect_timeout only in its blocking PQconnectdb: enforce it here.
+        let connectTimeout = Self.option(conn, "connect_timeout").flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? 0
+        let limit: Duration? = connectTimeout > 0 ? .seconds(max(connectTimeout, 2)) : nil
+        let deadline = limit.map { ContinuousClock.now + $0 }
+        var status = PQstatus(conn) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING
+        while status != PGRES_POLLING_OK {
+            if status == PGRES_POLLING_FAILED {
+                let message = Self.connectionMessage(conn, conninfo: configuration.conninfo)
+                PQfinish(conn)
+                throw PGError(.connection, message)
+            }
+            let events = Int16(status == PGRES_POLLING_READING ? POLLIN : POLLOUT)
+            while true {
+                if Task.isCancelled {
+                    PQfinish(conn)
+                    throw PGError(.cancelled, "connecting to PostgreSQL was cancelled")
+                }
+                var slice: Int32 = 100
+                if let deadline, let limit {
+                    let remaining = deadline - ContinuousClock.now
+                    if remaining <= .zero {
+                        PQfinish(conn)
+                        throw PGError(.connection, "PostgreSQL did not complete the connection within \(limit) (connect_timeout)")
+                    }
+                    slice = min(slice, Int32(max(1, remaining.milliseconds)))
+                }
+                var fd = pollfd(fd: PQsocket(conn), events: events, revents: 0)
+                let ready = poll(&fd, 1, slice)
+                if ready > 0 || (ready < 0 && errno != EINTR) { break }
+            }
+            status = PQconnectPoll(conn)
         }
         PQsetNoticeProcessor(conn, { _, _ in }, nil)  // NOTICEs are not printed to stderr
+        guard PQsetnonblocking(conn, 1) == 0 else {
+            PQfinish(conn)
+            throw PGError(.connection, "could not make the connection non-blocking")
+        }
         handle = conn
-        _ = try execute("SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3", [])
+        do {
+            try applySessionSettings(deadline: limit)
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    /// Fixed settings, and the statement timeout unless the user set one (its source is then not
+    /// `default`): one round trip.
+    private func applySessionSettings(deadline limit: Duration?) throws(PGError) {
+        let ours = statementTimeout.map { max(1, $0.milliseconds) } ?? 0
+        let result = try execute(
+            """
+            SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3;
+            SELECT source <> 'default' AS user_set, setting::bigint AS ms,
+                   CASE WHEN source = 'default' THEN set_config('statement_timeout', '\(ours)', false) END AS applied
+              FROM pg_settings WHERE name = 'statement_timeout'
+            """, [], wait: StatementWait(giveUpAfter: limit ?? .seconds(10), cancellable: true, now: .now))
+        let userSet = (try? result.first?.decode("user_set", as: Bool.self)) ?? false
+        userSetStatementTimeout = userSet
+        if userSet {
+            let ms = (try? result.first?.decode("ms", as: Int64.self)) ?? 0
+            effectiveStatementTimeout = ms > 0 ? .milliseconds(ms) : nil
+        } else {
+            effectiveStatementTimeout = statementTimeout
+        }
+    }
+
+    /// Changes the session's statement timeout (nil: none), now and on later connections, unless
+    /// the user set one.
+    func setStatementTimeout(_ timeout: Duration?) throws(PGError) {
+        statementTimeout = timeout
+        guard isOpen, !userSetStatementTimeout else { return }
+        _ = try execute("SET statement_timeout = \(timeout.map { max(1, $0.milliseconds) } ?? 0)", [], wait: wait(timeout: nil))
+        effectiveStatementTimeout = timeout
+    }
+
+    /// The bound of the next statement: `timeout` when given (client-side only: at it the
+    /// connection is given up), else the effective statement timeout plus
+    /// ``PGConfiguration/cancelGrace`` (the server's own timeout should have answered by then).
+    func wait(timeout: Duration?, cancellable: Bool = true) -> StatementWait {
+        let limit = timeout ?? effectiveStatementTimeout.map { $0 + PGConfiguration.cancelGrace }
+        return StatementWait(giveUpAfter: limit, cancellable: cancellable, now: .now)
     }
 
     func close() {
@@ -44,43 +130,67 @@ final class PGRawConnection {
         handle = nil
     }
 
-    /// Detects a connection the server has closed while it sat idle (restart, admin kill) and
-    /// reconnects before it is used, so a pooled connection survives a server restart.
-    func ensureOpen() throws(PGError) {
-        guard let handle, PQstatus(handle) == CONNECTION_OK else { return try open() }
+    /// Detects a connection the server has closed while it sat idle (restart, admin kill). Returns
+    /// false (and closes it) when it is closed or broken.
+    func checkAlive() -> Bool {
+        guard let handle, PQstatus(handle) == CONNECTION_OK else {
+            close()
+            return false
+        }
         // Something arriving on an idle connection is a notification, or the server's goodbye
         // (FATAL 57P01 on shutdown) followed by end of file: read until the socket is quiet.
         for _ in 0..<4 {
             var fd = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
-            guard poll(&fd, 1, 0) > 0 else { return }
+            guard poll(&fd, 1, 0) > 0 else { return true }
             if fd.revents & Int16(POLLHUP | POLLERR) != 0 || PQconsumeInput(handle) == 0
                 || PQstatus(handle) != CONNECTION_OK
             {
-                return try open()
+                close()
+                return false
             }
         }
+        return true
     }
 
-    /// Runs one statement with text-format parameters (`nil` is SQL NULL). `$n` placeholders only:
-    /// values never become part of the SQL text.
-    func execute(_ sql: String, _ parameters: [String?]) throws(PGError) -> PGResult {
+    /// Runs one statement (or, without parameters, several separated by semicolons) with
+    /// text-format parameters (`nil` is SQL NULL). `$n` placeholders only: values never become part
+    /// of the SQL text. Returns the last statement's result.
+    func execute(_ sql: String, _ parameters: [String?], wait: StatementWait) throws(PGError) -> PGResult {
         guard let handle else { throw PGError(.connection, "not connected") }
-        let result: OpaquePointer?
+        let sent: Int32
         if parameters.isEmpty {
-            result = PQexec(handle, sql)
+            sent = PQsendQuery(handle, sql)
         } else {
-            result = withOptionalCStringArray(parameters) { values in
-                PQexecParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+            sent = withOptionalCStringArray(parameters) { values in
+                PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
             }
         }
-        return try consume(result)
+        guard sent == 1 else { throw lastError("could not send the statement") }
+        var wait = wait
+        var last: PGResult?
+        var firstError: PGError?
+        while true {
+            try awaitResult(handle, &wait)
+            guard let result = PQgetResult(handle) else { break }
+            do {
+                let copied = try consume(result)
+                if firstError == nil { last = copied }
+            } catch {
+                if firstError == nil { firstError = error }
+            }
+            if PQstatus(handle) != CONNECTION_OK { break }
+        }
+        if let firstError { throw wait.translate(firstError) }
+        guard let last else { throw lastError("no result from the server") }
+        return last
     }
 
     /// Sends a batch of statements in libpq pipeline mode, one network round trip for all of
     /// them, run as one implicit transaction (an error aborts the rest).
-    func executePipeline(_ statements: [(sql: String, parameters: [String?])]) throws(PGError) -> [PGResult] {
+    func executePipeline(_ statements: [(sql: String, parameters: [String?])], wait: StatementWait) throws(PGError) -> [PGResult] {
         guard let handle else { throw PGError(.connection, "not connected") }
         guard PQenterPipelineMode(handle) == 1 else { throw lastError("could not enter pipeline mode") }
+        var wait = wait
         var firstError: PGError?
         var results: [PGResult] = []
         for statement in statements {
@@ -96,25 +206,70 @@ final class PGRawConnection {
         // Read every statement's results (each ends with NULL), then the sync marker, even after an
         // error, so that the connection is left usable.
         if firstError == nil {
-            for _ in statements {
-                while let res = PQgetResult(handle) {
-                    if PQresultStatus(res) == PGRES_PIPELINE_ABORTED {
-                        PQclear(res)
-                        continue
+            do throws(PGError) {
+                for _ in statements {
+                    while true {
+                        try awaitResult(handle, &wait)
+                        guard let res = PQgetResult(handle) else { break }
+                        if PQresultStatus(res) == PGRES_PIPELINE_ABORTED {
+                            PQclear(res)
+                            continue
+                        }
+                        do {
+                            results.append(try consume(res))
+                        } catch {
+                            if firstError == nil { firstError = error }
+                        }
+                        if PQstatus(handle) != CONNECTION_OK { break }
                     }
-                    do {
-                        results.append(try consume(res))
-                    } catch {
-                        if firstError == nil { firstError = error }
-                    }
+                    if PQstatus(handle) != CONNECTION_OK { break }
                 }
-                if PQstatus(handle) != CONNECTION_OK { break }
+                if PQstatus(handle) == CONNECTION_OK {
+                    try awaitResult(handle, &wait)
+                    if let sync = PQgetResult(handle) { PQclear(sync) }
+                }
+            } catch {
+                firstError = error  // the connection was given up and closed
             }
-            if PQstatus(handle) == CONNECTION_OK, let sync = PQgetResult(handle) { PQclear(sync) }
         }
-        PQexitPipelineMode(handle)
-        if let firstError { throw firstError }
+        if let current = self.handle { PQexitPipelineMode(current) }
+        if let firstError { throw wait.translate(firstError) }
         return results
+    }
+
+    /// Waits until a result can be read without blocking: flushes what is still unsent, reads what
+    /// arrives, and applies the statement's deadline and the task's cancellation. Returns (and
+    /// lets `PQgetResult` report) when the connection broke; throws after giving the connection up.
+    private func awaitResult(_ handle: OpaquePointer, _ wait: inout StatementWait) throws(PGError) {
+        while true {
+            let flushed = PQflush(handle)
+            if flushed < 0 { return }
+            if flushed == 0 && PQisBusy(handle) == 0 { return }
+            let now = ContinuousClock.now
+            switch wait.step(now: now, taskCancelled: Task.isCancelled) {
+            case .keepWaiting:
+                break
+            case .sendCancel:
+                requestCancel()
+            case .giveUp(let error):
+                requestCancel()
+                close()
+                throw error
+            }
+            let events = Int16(POLLIN) | (flushed == 1 ? Int16(POLLOUT) : 0)
+            var fd = pollfd(fd: PQsocket(handle), events: events, revents: 0)
+            let ready = poll(&fd, 1, wait.pollMilliseconds(now: now))
+            if ready > 0 && fd.revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
+                if PQconsumeInput(handle) == 0 { return }
+            }
+        }
+    }
+
+    /// Asks the server to cancel the running statement, from another thread (`PQcancel` opens a
+    /// connection of its own and may wait on a server that does not answer).
+    private func requestCancel() {
+        guard let handle, let cancel = PQgetCancel(handle) else { return }
+        CancelRequests.send(cancel)
     }
 
     /// Waits up to `timeoutMilliseconds` for notifications on a `LISTEN`ing connection.
@@ -186,6 +341,18 @@ final class PGRawConnection {
         }
         let text = lines.filter { !$0.isEmpty }.joined(separator: "; ")
         return redactingPassword(in: text.isEmpty ? "could not connect to PostgreSQL" : text, conninfo: conninfo)
+    }
+
+    /// The value libpq settled on for `keyword` (from the conninfo, a variable or its default).
+    private static func option(_ conn: OpaquePointer, _ keyword: String) -> String? {
+        guard let options = PQconninfo(conn) else { return nil }
+        defer { PQconninfoFree(options) }
+        var option = options
+        while let name = option.pointee.keyword {
+            if String(cString: name) == keyword { return option.pointee.val.map { String(cString: $0) } }
+            option += 1
+        }
+        return nil
     }
 
     static func firstLine(_ text: String) -> String {

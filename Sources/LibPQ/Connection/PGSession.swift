@@ -5,7 +5,17 @@ import Logging
 ///
 /// Every method runs on the session's ``DedicatedThreadExecutor``, so blocking libpq calls never
 /// run on Swift concurrency's cooperative pool. The connection is opened lazily, and reopened
-/// when the server closed it (restart, idle kill) — see ``PGRawConnection/ensureOpen()``.
+/// when the server closed it (restart, idle kill, network) — except inside a transaction and while
+/// the session is pinned (``pin(reason:)``), where a new connection would silently lose a rolled
+/// back transaction or a session-level lock: then the statement fails. See ``PGConnectionState``.
+///
+/// A reconnect is visible: ``connectionGeneration`` grows by one for every connection opened, the
+/// channels the session LISTENs to are LISTENed again on the new connection before anything else
+/// runs, and with a logger the session logs the loss (warning) and the reconnect (notice), once each.
+///
+/// Nothing waits without a bound: every statement is bounded by the session's statement timeout
+/// (server-side, plus ``PGConfiguration/cancelGrace`` client-side) or an explicit `timeout`, and a
+/// cancelled task cancels its statement on the server.
 ///
 /// ```swift
 /// let session = PGSession(configuration: .init(url: "postgresql://localhost/app"))
@@ -17,15 +27,23 @@ import Logging
 public actor PGSession {
     private let executor: DedicatedThreadExecutor
     private let connection: PGRawConnection
-    private var inTransaction = false
-    private var closed = false
+    private var state = PGConnectionState()
+    private let logger: Logger?
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
-    public init(configuration: PGConfiguration, name: String = "pg") {
+    /// - Parameters:
+    ///   - name: names the session's thread (`flexcharge-<name>`) and its log lines.
+    ///   - logger: when given, losing the connection and reconnecting are logged (never the conninfo).
+    public init(configuration: PGConfiguration, name: String = "pg", logger: Logger? = nil) {
         self.executor = DedicatedThreadExecutor(name: "flexcharge-\(name)")
-        self.connection = PGRawConnection(
-            conninfo: configuration.conninfo, applicationName: configuration.applicationName)
+        self.connection = PGRawConnection(configuration: configuration)
+        if var logger {
+            logger[metadataKey: "db_session"] = "\(name)"
+            self.logger = logger
+        } else {
+            self.logger = nil
+        }
     }
 
     /// Opens the connection now rather than on first use (to report a bad URL at start-up).
@@ -33,23 +51,26 @@ public actor PGSession {
         try prepare()
     }
 
-    /// Runs one statement and returns its rows.
+    /// Runs one statement and returns its rows. `timeout` replaces the session's bound for this
+    /// statement (client-side: when it passes the connection is closed and a `.connection` error
+    /// thrown).
     @discardableResult
-    public func query(_ sql: String, _ parameters: [any PGEncodable] = []) throws(PGError) -> PGResult {
+    public func query(_ sql: String, _ parameters: [any PGEncodable] = [], timeout: Duration? = nil) throws(PGError) -> PGResult {
         try prepare()
-        return try run { () throws(PGError) in try connection.execute(sql, parameters.map(\.pgText)) }
+        let raw = parameters.map(\.pgText)
+        return try run { () throws(PGError) in try connection.execute(sql, raw, wait: connection.wait(timeout: timeout)) }
     }
 
     /// Runs one statement for its effect; returns the number of rows it touched.
     @discardableResult
-    public func execute(_ sql: String, _ parameters: [any PGEncodable] = []) throws(PGError) -> Int {
-        try query(sql, parameters).affectedRows
+    public func execute(_ sql: String, _ parameters: [any PGEncodable] = [], timeout: Duration? = nil) throws(PGError) -> Int {
+        try query(sql, parameters, timeout: timeout).affectedRows
     }
 
     /// Runs SQL text that may hold several statements and no parameters (migration files).
     public func executeScript(_ sql: String) throws(PGError) {
         try prepare()
-        _ = try run { () throws(PGError) in try connection.execute(sql, []) }
+        _ = try run { () throws(PGError) in try connection.execute(sql, [], wait: connection.wait(timeout: nil)) }
     }
 
     /// Sends all statements in one round trip (libpq pipeline mode); they run as one implicit
@@ -57,7 +78,7 @@ public actor PGSession {
     public func pipeline(_ statements: [(sql: String, parameters: [any PGEncodable])]) throws(PGError) -> [PGResult] {
         try prepare()
         let raw = statements.map { (sql: $0.sql, parameters: $0.parameters.map(\.pgText)) }
-        return try run { () throws(PGError) in try connection.executePipeline(raw) }
+        return try run { () throws(PGError) in try connection.executePipeline(raw, wait: connection.wait(timeout: nil)) }
     }
 
     /// Runs `body` inside BEGIN/COMMIT on this session's thread; any error thrown by the body or
@@ -67,24 +88,33 @@ public actor PGSession {
         isolation level: String = "READ COMMITTED",
         _ body: @Sendable (isolated PGSession) throws -> T
     ) throws -> T {
-        precondition(!inTransaction, "nested transactions are not supported")
+        precondition(!state.inTransaction, "nested transactions are not supported")
         try prepare()
-        try run { () throws(PGError) in _ = try connection.execute("BEGIN ISOLATION LEVEL \(level)", []) }
-        inTransaction = true
-        defer { inTransaction = false }
+        try run { () throws(PGError) in
+            _ = try connection.execute("BEGIN ISOLATION LEVEL \(level)", [], wait: connection.wait(timeout: nil))
+        }
+        state.beginTransaction()
+        defer { state.endTransaction() }
         do {
             let value = try body(self)
-            try run { () throws(PGError) in _ = try connection.execute("COMMIT", []) }
+            try run { () throws(PGError) in _ = try connection.execute("COMMIT", [], wait: connection.wait(timeout: nil)) }
             return value
         } catch {
-            if connection.isOpen { _ = try? connection.execute("ROLLBACK", []) }
+            if connection.isOpen {
+                // Not cancellable: a cancelled task must still leave the connection outside a transaction.
+                _ = try? run { () throws(PGError) in
+                    try connection.execute("ROLLBACK", [], wait: connection.wait(timeout: nil, cancellable: false))
+                }
+            }
             throw error
         }
     }
 
-    /// Subscribes this session to `channel` (the channel name is quoted as an identifier).
+    /// Subscribes this session to `channel` (the channel name is quoted as an identifier). The
+    /// session LISTENs again on every new connection.
     public func listen(_ channel: String) throws(PGError) {
         try query("LISTEN \(quotedIdentifier(channel))")
+        state.listened(channel)
     }
 
     /// Waits up to `timeoutMilliseconds` for NOTIFY messages on the channels this session listens
@@ -96,30 +126,100 @@ public actor PGSession {
         }
     }
 
+    /// 0 before the first connection; one more for every connection opened since. A change tells
+    /// the owner that the server-side session was replaced (its LISTENs were re-issued; anything
+    /// else session-level, such as `SET` or advisory locks, is gone).
+    public var connectionGeneration: UInt64 { state.generation }
+
+    /// Pins the session to its connection (opening one if needed) while it holds session state
+    /// that a new connection would silently lose, such as an advisory lock: if the connection is
+    /// lost, statements fail instead of reconnecting, until ``unpin()``. Returns the generation.
+    /// `reason` completes "not reconnecting because this session …" in the error.
+    @discardableResult
+    public func pin(reason: String) throws(PGError) -> UInt64 {
+        try prepare()
+        try state.pin(reason: reason)
+        return state.generation
+    }
+
+    /// Lets the session reconnect again.
+    public func unpin() { state.unpin() }
+
+    /// The session's statement timeout (nil: none). The user's own `statement_timeout` (URL options,
+    /// `PGOPTIONS`, role or database settings), when set, is what the server applies instead.
+    public var statementTimeout: Duration? { connection.statementTimeout }
+
+    /// The server-side statement timeout in force on the current connection (nil: none).
+    public var effectiveStatementTimeout: Duration? { connection.effectiveStatementTimeout }
+
+    /// Changes the session's statement timeout (nil: none), now and on later connections; the
+    /// user's own setting, when there is one, stays in force.
+    public func setStatementTimeout(_ timeout: Duration?) throws(PGError) {
+        try run { () throws(PGError) in try connection.setStatementTimeout(timeout) }
+    }
+
     /// True when the connection is open right now (it is reopened on next use otherwise).
     public var isConnected: Bool { connection.isOpen }
 
-    /// Closes the connection and stops the session's thread. The session cannot be used after.
+    /// Closes the connection and stops the session's thread. Later calls fail at once.
     public func close() {
-        closed = true
+        state.close()
         connection.close()
         executor.shutdown()
     }
 
+    /// Makes sure a usable connection is there, or throws: reconnects (and re-LISTENs) where that
+    /// loses nothing, fails where it would.
     private func prepare() throws(PGError) {
-        guard !closed else { throw PGError(.usage, "the session is closed") }
-        // Inside a transaction a reconnect would silently lose the transaction: let it fail.
-        if !inTransaction { try connection.ensureOpen() }
+        let alive = state.closed ? false : connection.checkAlive()
+        if !alive { noteLost(nil) }
+        switch state.beforeStatement(connectionOpen: alive) {
+        case .proceed:
+            return
+        case .fail(let error):
+            throw error
+        case .connect(let reconnect):
+            try connection.open()
+            let channels = state.connected()
+            do throws(PGError) {
+                for channel in channels {
+                    _ = try connection.execute("LISTEN \(quotedIdentifier(channel))", [], wait: connection.wait(timeout: nil))
+                }
+            } catch {
+                connection.close()
+                noteLost(error)
+                throw error
+            }
+            if reconnect {
+                var metadata: Logger.Metadata = ["generation": "\(state.generation)"]
+                if !channels.isEmpty { metadata["relistened"] = "\(channels.joined(separator: ","))" }
+                logger?.notice("reconnected to PostgreSQL", metadata: metadata)
+            }
+        }
     }
 
     /// Runs a libpq call; after a connection failure the connection is dropped, so the next call
-    /// reconnects instead of failing again.
+    /// reconnects (or fails, see ``prepare()``) instead of failing again on a dead socket.
     private func run<T>(_ call: () throws(PGError) -> T) throws(PGError) -> T {
         do {
             return try call()
         } catch {
-            if error.isConnectionFailure || !connection.isOpen { connection.close() }
+            if error.isConnectionFailure || !connection.isOpen {
+                connection.close()
+                noteLost(error)
+            }
             throw error
+        }
+    }
+
+    private func noteLost(_ error: PGError?) {
+        guard state.connectionLost() else { return }
+        var metadata: Logger.Metadata = ["generation": "\(state.generation)"]
+        if let error { metadata["error"] = "\(error)" }
+        if let reason = state.pinReason {
+            logger?.warning("lost the connection to PostgreSQL; not reconnecting because this session \(reason)", metadata: metadata)
+        } else {
+            logger?.warning("lost the connection to PostgreSQL; reconnecting on next use", metadata: metadata)
         }
     }
 }
