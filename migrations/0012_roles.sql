@@ -70,6 +70,9 @@
 -- Roles are cluster-wide (one set for every database of the server) and are created only when
 -- missing, so this file can run in many databases of one cluster, even at the same time.
 
+-- Creating a role needs CREATEROLE. A migrating role without it works when a DBA created the three
+-- roles beforehand (CREATE ROLE flexcharge_gateway NOLOGIN; and so on): existing roles are kept as
+-- they are.
 DO $$
 DECLARE
     v_role text;
@@ -78,6 +81,8 @@ BEGIN
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = v_role) THEN
             BEGIN
                 EXECUTE format('CREATE ROLE %I NOLOGIN', v_role);
+                EXECUTE format('COMMENT ON ROLE %I IS %L', v_role,
+                               'FlexCharge Outbox group role (NOLOGIN); see migrations/0012_roles.sql.');
             EXCEPTION WHEN duplicate_object OR unique_violation THEN
                 NULL;  -- created meanwhile by a migration of another database of this cluster
             END;
@@ -85,10 +90,6 @@ BEGIN
     END LOOP;
 END;
 $$;
-
-COMMENT ON ROLE flexcharge_gateway IS 'FlexCharge Outbox: the payment gateway (insert events, read their outcome). See migrations/0012_roles.sql.';
-COMMENT ON ROLE flexcharge_worker IS 'FlexCharge Outbox: flexcharge-outbox worker and serve. See migrations/0012_roles.sql.';
-COMMENT ON ROLE flexcharge_operator IS 'FlexCharge Outbox: the operator''s CLI (merchants, retry, skip, reports). See migrations/0012_roles.sql.';
 
 -- The schema: nothing for PUBLIC, USAGE for the three roles.
 REVOKE ALL ON SCHEMA flexcharge FROM PUBLIC;
