@@ -108,12 +108,14 @@ import TestSupport
             let ledger = try await h.session.query(
                 """
                 SELECT count(*) AS calls,
-                       count(*) FILTER (WHERE length(error) > 2000 OR error ~ '[[:cntrl:]]') AS unbounded
+                       count(*) FILTER (WHERE length(error) > 2000 OR error ~ '[[:cntrl:]]') AS unbounded,
+                       count(*) FILTER (WHERE error LIKE '%capped at%') AS capped
                   FROM flexcharge.attempts
                 """).first
             let calls = try ledger?.decode("calls", as: Int64.self) ?? 0
             let unbounded = try ledger?.decode("unbounded", as: Int64.self) ?? 0
-            print("WorkerFuzzTests: \(rows.count) events, \(calls) attempts, \(server.replyCount) replies in \(elapsed); states \(states.sorted { $0.key < $1.key })")
+            let capped = try ledger?.decode("capped", as: Int64.self) ?? 0
+            print("WorkerFuzzTests: \(rows.count) events, \(calls) attempts (\(capped) with a capped Retry-After), \(server.replyCount) replies in \(elapsed); states \(states.sorted { $0.key < $1.key })")
             #expect(unbounded == 0, "attempt-ledger errors with control characters or over 2000 characters")
             #expect(problems.isEmpty, "seed \(seed):\n\(problems.prefix(30).joined(separator: "\n"))")
             #expect(calls >= Int64(rows.count) / 2, "the worker should have called the fake FlexCharge")

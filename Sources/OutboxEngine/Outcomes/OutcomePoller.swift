@@ -126,7 +126,7 @@ struct OutcomePoller: Sendable {
             let last = status.map { "last status \($0)" } ?? (lookup.error ?? "no answer")
             lookup.error = expiry != nil
                 ? "no final outcome from FlexCharge by the order's expiryDateUtc (\(last)); an operator decides"
-                : "no final outcome from FlexCharge within \(Int(polling.maxAge.secondsValue)) s (\(last)); an operator decides"
+                : "no final outcome from FlexCharge within \(polling.maxAge.components.seconds) s (\(last)); an operator decides"
             return lookup
         }
         lookup.result = .pending(decision: decision, delay: delay)
