@@ -4,7 +4,9 @@ import Foundation
 /// edited afterwards.
 ///
 /// Many worker processes may start at once and all run `migrate`: a session-level advisory lock
-/// makes them take turns, and each one that gets the lock finds nothing left to do. Each file runs
+/// makes them take turns, and each one that gets the lock finds nothing left to do. The lock lives
+/// on the session's connection, so the session is pinned to it (``PGSession/pin(reason:)``): a
+/// lost connection fails the run rather than letting it continue unlocked on a new one. Each file runs
 /// in its own transaction together with the row that records it, so a file is either applied and
 /// recorded, or neither.
 public struct PGMigrator: Sendable {
@@ -98,15 +100,27 @@ public struct PGMigrator: Sendable {
     /// Key of the advisory lock that serialises concurrent `migrate` runs.
     private var lockKey: String { "\(schema).migrate" }
 
+    /// Runs `body` holding the session-level advisory lock. The session is pinned meanwhile: if its
+    /// connection drops (server restart, `pg_terminate_backend`), the lock is gone with it, so the
+    /// next statement fails instead of reconnecting and going on unlocked. The session's statement
+    /// timeout is lifted meanwhile (waiting for another migrator's lock and DDL on big tables may
+    /// take long; the connection's keepalives still catch a dead network), unless the user set one.
     private func withLock<T: Sendable>(on session: PGSession, _ body: () async throws -> T) async throws -> T {
-        // Blocks this session's thread until the other migrators finish: exactly what we want.
-        try await session.query("SELECT pg_advisory_lock(hashtext($1))", [lockKey])
+        try await session.pin(reason: "held the migration advisory lock, which the lost connection released")
+        let timeout = await session.statementTimeout
         do {
+            try await session.setStatementTimeout(nil)
+            // Blocks this session's thread until the other migrators finish: exactly what we want.
+            try await session.query("SELECT pg_advisory_lock(hashtext($1))", [lockKey])
             let value = try await body()
             try await session.query("SELECT pg_advisory_unlock(hashtext($1))", [lockKey])
+            await session.unpin()
+            try? await session.setStatementTimeout(timeout)
             return value
         } catch {
             _ = try? await session.query("SELECT pg_advisory_unlock(hashtext($1))", [lockKey])
+            await session.unpin()
+            try? await session.setStatementTimeout(timeout)
             throw error
         }
     }

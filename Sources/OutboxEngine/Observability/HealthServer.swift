@@ -2,8 +2,9 @@ import Hummingbird
 import Logging
 import Prometheus
 
-/// The worker's small HTTP port: `/healthz` (the process answers), `/readyz` (it is running,
-/// reaches the database and is not draining: 503 otherwise), `/metrics` (Prometheus text).
+/// The worker's small HTTP port: `/healthz` (the process answers), `/readyz` (it is running, is
+/// not draining, and its database probe got an answer within the last few seconds: 503 with the
+/// reason otherwise, see ``WorkerHealth``), `/metrics` (Prometheus text).
 public enum HealthServer {
     /// A Hummingbird application to run in the worker's ServiceGroup.
     public static func application(
@@ -12,9 +13,11 @@ public enum HealthServer {
         let router = Router()
         router.get("healthz") { _, _ in "ok\n" }
         router.get("readyz") { _, _ -> Response in
-            health.isReady
-                ? Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: "ready\n")))
-                : Response(status: .serviceUnavailable, body: ResponseBody(byteBuffer: ByteBuffer(string: "not ready\n")))
+            if let reason = health.notReadyReason {
+                return Response(
+                    status: .serviceUnavailable, body: ResponseBody(byteBuffer: ByteBuffer(string: "not ready: \(reason)\n")))
+            }
+            return Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: "ready\n")))
         }
         router.get("metrics") { _, _ -> Response in
             Response(

@@ -12,8 +12,11 @@ import Synchronization
 /// period (then cancels them, which records them as ambiguous), writes every outcome, and gives
 /// back events it claimed but never started.
 ///
-/// It uses five connections: claims, outcome writes, LISTEN, maintenance (expired-lease rescue,
-/// lease renewal, queue metrics) and the lookups of evaluates awaiting their outcome.
+/// It uses six connections: claims, outcome writes, LISTEN, maintenance (expired-lease rescue,
+/// lease renewal, queue metrics), the lookups of evaluates awaiting their outcome, and the
+/// readiness probe. Their statements are bounded by ``statementTimeout`` (unless the database URL
+/// sets `statement_timeout` itself); the probe makes `/readyz` unready within seconds when the
+/// database stops answering (see ``WorkerHealth``).
 public final class OutboxWorker: Service, Sendable {
     public let configuration: WorkerConfiguration
     private let database: PGConfiguration
@@ -35,13 +38,22 @@ public final class OutboxWorker: Service, Sendable {
         self.logger = logger
     }
 
+    /// The server-side statement timeout of the worker's sessions: its statements take
+    /// milliseconds, so one that takes seconds means the database is in trouble. A statement with
+    /// no answer at all is given up ``PGConfiguration/cancelGrace`` later (7 s in all).
+    public static let statementTimeout: Duration = .seconds(5)
+
     public func run() async throws {
+        var database = database
+        database.statementTimeout = Self.statementTimeout
         let sessions = (
-            claim: PGSession(configuration: database, name: "claim"),
-            writer: PGSession(configuration: database, name: "writer"),
+            claim: PGSession(configuration: database, name: "claim", logger: logger),
+            writer: PGSession(configuration: database, name: "writer", logger: logger),
+            // The listener and the probe log their own connection changes.
             listener: PGSession(configuration: database, name: "listen"),
-            maintenance: PGSession(configuration: database, name: "maintenance"),
-            outcomes: PGSession(configuration: database, name: "outcomes")
+            maintenance: PGSession(configuration: database, name: "maintenance", logger: logger),
+            outcomes: PGSession(configuration: database, name: "outcomes", logger: logger),
+            probe: PGSession(configuration: database, name: "probe")
         )
         try await sessions.claim.connect()
         var httpConfiguration = HTTPClient.Configuration()
@@ -73,6 +85,7 @@ public final class OutboxWorker: Service, Sendable {
             await withDiscardingTaskGroup { background in
                 background.addTask { await writer.run() }
                 background.addTask { await self.listen(on: sessions.listener, wake: wake) }
+                background.addTask { await self.probeDatabase(on: sessions.probe) }
                 background.addTask { await self.maintain(on: sessions.maintenance, held: held) }
                 background.addTask { await poller.run() }
                 await self.claimLoop(
@@ -88,7 +101,9 @@ public final class OutboxWorker: Service, Sendable {
         }
         health.setReady(false)
         try? await httpClient.shutdown()
-        for session in [sessions.claim, sessions.writer, sessions.listener, sessions.maintenance, sessions.outcomes] { await session.close() }
+        for session in [sessions.claim, sessions.writer, sessions.listener, sessions.maintenance, sessions.outcomes, sessions.probe] {
+            await session.close()
+        }
         logger.info("worker stopped")
     }
 
@@ -127,13 +142,11 @@ public final class OutboxWorker: Service, Sendable {
                             on: session, worker: configuration.workerID, total: total,
                             laneCaps: [total, others, others, others], lease: configuration.lease)
                         failures = 0
-                        health.databaseReachable(true)
                         claimed = events.count
                         WorkerMetrics.claimed(events)
                         held.add(events)
                     } catch {
                         failures += 1
-                        health.databaseReachable(false)
                         logger.error("claim failed", metadata: ["error": "\(error)"])
                         try? await Task.sleep(for: .milliseconds(min(100 * (1 << min(failures, 6)), 5000)))
                         continue
@@ -195,15 +208,19 @@ public final class OutboxWorker: Service, Sendable {
         }
     }
 
-    /// LISTENs for the gateway's inserts and wakes the claim loop; reconnects and listens again
-    /// after a connection failure.
+    /// LISTENs for the gateway's inserts and wakes the claim loop. The session LISTENs again by
+    /// itself on every new connection (server restart, `pg_terminate_backend`, network); this loop
+    /// sees the new connection by its generation, says so, and claims at once, since NOTIFYs sent
+    /// while it was disconnected are lost. While it cannot connect, the poll interval picks events up.
     private func listen(on session: PGSession, wake: WakeSignal) async {
-        var listening = false
+        let channel = "flexcharge_outbox"
+        var generation: UInt64 = 0  // the connection LISTEN was last seen on; 0: not listening yet
+        var failing = false
         while !Task.isCancelled {
             do {
-                if !listening {
-                    try await session.listen("flexcharge_outbox")
-                    listening = true
+                if generation == 0 {
+                    try await session.listen(channel)
+                    generation = await session.connectionGeneration
                     wake.signal(urgent: true)  // anything inserted while we were not listening
                 }
                 // The payload is the most urgent lane inserted; evaluates (lanes 0 and 1) are urgent.
@@ -211,10 +228,44 @@ public final class OutboxWorker: Service, Sendable {
                 if !notifications.isEmpty {
                     wake.signal(urgent: notifications.contains { $0.payload == "0" || $0.payload == "1" })
                 }
+                let current = await session.connectionGeneration
+                if current != generation {
+                    generation = current
+                    wake.signal(urgent: true)
+                    logger.notice("listener reconnected to PostgreSQL and LISTENs again; claiming now for events inserted meanwhile",
+                                  metadata: ["channel": "\(channel)", "generation": "\(current)"])
+                }
+                failing = false
             } catch {
-                listening = false
+                if Task.isCancelled { break }
+                if !failing {
+                    failing = true
+                    logger.warning("listener lost its connection to PostgreSQL; new events wait for the poll interval until it reconnects",
+                                   metadata: ["error": "\(error)", "poll_interval": "\(configuration.pollInterval)"])
+                }
                 try? await Task.sleep(for: .milliseconds(500))
             }
+        }
+    }
+
+    /// `/readyz`'s database half: `SELECT 1` every ``WorkerHealth/probeInterval`` on a connection of
+    /// its own, given up after ``WorkerHealth/probeTimeout``. Logs once when the database stops
+    /// answering and once when it answers again.
+    private func probeDatabase(on session: PGSession) async {
+        while !Task.isCancelled {
+            let started = ContinuousClock.now
+            do {
+                try await session.query("SELECT 1", timeout: WorkerHealth.probeTimeout)
+                if case .becameReachable(let after) = health.databaseAnswered() {
+                    logger.notice("database answering again; ready", metadata: ["unreachable_for": "\(after)"])
+                }
+            } catch {
+                if Task.isCancelled { break }
+                if case .becameUnreachable(let reason) = health.databaseFailed("\(error)") {
+                    logger.warning("database not answering; /readyz reports not ready until it does", metadata: ["error": "\(reason)"])
+                }
+            }
+            try? await Task.sleep(until: started + WorkerHealth.probeInterval, clock: .continuous)
         }
     }
 
