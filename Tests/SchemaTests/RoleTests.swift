@@ -200,6 +200,67 @@ import TestSupport
         }
     }
 
+    /// The real `flexcharge-outbox worker` process, logged in as a member of flexcharge_worker:
+    /// it claims, calls (FlexCharge is unreachable here, so every call fails and is retried),
+    /// records, rescues an expired lease, polls an awaiting outcome, LISTENs and reads its metrics,
+    /// then drains on SIGTERM, without one permission error.
+    @Test func theRealWorkerProcessRunsAsTheWorkerRole() async throws {
+        try await withLogins(["worker"]) { db, logins in
+            let owner = db.session()
+            defer { Task { await owner.close() } }
+            let key: [UInt8] = Array(repeating: 9, count: 32)
+            let merchants = MerchantStore(session: owner, actor: "test")
+            try await merchants.add("m1", name: nil, switches: [.citWebsite: .sandbox, .mit: .sandbox])
+            try await merchants.setCredentials("m1", environment: "sandbox", mid: "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                                               secrets: MerchantSecrets(appKey: "k", appSecret: "s"), sealer: try CredentialSealer(keyBytes: key))
+            let transmit = try await insertEvent(on: owner, kind: "transmit", orderID: "p-1")
+            let evaluate = try await insertEvent(on: owner, kind: "evaluate", orderID: "p-2")
+            let awaiting = try await insertEvent(on: owner, kind: "evaluate", orderID: "p-3")
+            let stranded = try await insertEvent(on: owner, kind: "transmit", orderID: "p-4")
+            try await owner.execute(
+                """
+                UPDATE flexcharge.outbox SET state = 'awaiting_outcome', environment = 'sandbox', order_session_key = 'fc-3',
+                       attempts = 1, first_claimed_at = now() - interval '1 hour', completed_at = now() - interval '1 hour',
+                       next_attempt_at = now() WHERE id = $1
+                """, [awaiting])
+            try await owner.execute(
+                """
+                UPDATE flexcharge.outbox SET state = 'running', environment = 'sandbox', attempts = 1, lease_owner = 'gone',
+                       lease_expires_at = now() - interval '1 minute', first_claimed_at = now() - interval '2 minutes' WHERE id = $1
+                """, [stranded])
+
+            var environment = ProcessInfo.processInfo.environment
+            environment["DATABASE_URL"] = logins.url(user: logins.name("worker"))
+            environment["FLEXCHARGE_CREDENTIALS_KEY"] = Data(key).base64EncodedString()
+            environment.removeValue(forKey: "FLEXCHARGE_CREDENTIALS_KEYS")
+            environment.removeValue(forKey: "FLEXCHARGE_CREDENTIALS_KEY_FILE")
+            let worker = try ChildProcess(PackagePaths.executable("flexcharge-outbox"), [
+                "worker", "--sandbox-url", "http://127.0.0.1:9", "--production-url", "http://127.0.0.1:9", "--http-port", "0",
+                "--poll-interval-ms", "100", "--backoff-base-ms", "20", "--backoff-cap-seconds", "0.2", "--max-attempts", "50",
+                "--connect-timeout-seconds", "1", "--log-level", "debug",
+            ], environment: environment)
+            let deadline = ContinuousClock.now + .seconds(30)
+            var settled = false
+            while ContinuousClock.now < deadline, worker.isRunning {
+                settled = try await owner.query(
+                    """
+                    SELECT (SELECT count(DISTINCT event_id) FROM flexcharge.attempts
+                             WHERE event_id = ANY($1::bigint[]) AND action IN ('send', 'lookup') AND worker <> 'rescuer') = 2
+                       AND EXISTS (SELECT 1 FROM flexcharge.attempts WHERE event_id = $2 AND action = 'lease_expired')
+                       AND (SELECT outcome_polls > 0 FROM flexcharge.outbox WHERE id = $3) AS done
+                    """, [[transmit, evaluate], stranded, awaiting]).first!.decode("done", as: Bool.self)
+                if settled { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            worker.send(SIGTERM)
+            let result = await worker.wait()
+            #expect(settled, "the worker did not claim, record, rescue and poll in time: \(result.stderr.suffix(2000))")
+            #expect(result.status == 0)
+            #expect(!result.stderr.localizedCaseInsensitiveContains("permission denied"), "\(result.stderr.suffix(2000))")
+            #expect(!result.stdout.localizedCaseInsensitiveContains("permission denied"))
+        }
+    }
+
     /// The operator's CLI actions (merchant add/set/credentials/show/list/history/rotate, status,
     /// report, events, retry, skip) through the OutboxEngine API and the CLI's queries.
     @Test func theOperatorRoleManagesMerchantsAndRetriesButCannotActAsGatewayOrWorker() async throws {
