@@ -70,6 +70,8 @@
 --     capital letters that forms with them an IBAN with a valid check (mod 97) is an IBAN.
 -- 13-digit Visa numbers (not issued for decades) are not recognised: 13 digits starting with 4 is
 -- also every German or Japanese EAN-13 product code (40-49), and one in ten passes the Luhn check.
+-- Not caught (a determined sender can always encode a number): a card number split across two
+-- JSON values (including an array of its digit groups), encoded (base64, hex, reversed, words).
 -- So epoch milliseconds (13 digits starting with 1), yyyyMMdd... timestamps, phone numbers, GUIDs,
 -- IBANs and most order ids pass; the rates are measured in Tests/SchemaTests (PANGuardTests).
 -- Cost: one regular expression over the payload's text form for an ordinary payload; the field
