@@ -29,7 +29,7 @@ struct APIRoutes: Sendable {
             route: route, pathID: context.parameters.get("id"),
             query: request.uri.queryParameters.map { (String($0.key), String($0.value)) },
             authorization: request.headers[.authorization], body: Array(buffer: body))
-        let (fault, delay) = sandbox.faultAndDelay(for: route)
+        let (fault, delay) = sandbox.faultAndDelay(for: route) { sandbox.mid(of: apiRequest) }
         switch fault?.kind {
         case .status:
             let status = fault?.status ?? 500

@@ -35,10 +35,14 @@ public struct FaultRule: Sendable, Hashable, Codable {
     public var count: Int?
     /// Without `count`: chance of firing per matching request (0...1).
     public var probability: Double?
+    /// Only requests of this merchant (the mid of the request's bearer token, or of the app key a
+    /// token request carries); `nil`: every merchant. Lets a test fail one merchant's calls while
+    /// the others keep flowing.
+    public var mid: String?
 
     /// Creates a rule.
     public init(route: String, kind: Kind, status: Int? = nil, retryAfterSeconds: Int? = nil,
-                latencyMilliseconds: Int? = nil, count: Int? = nil, probability: Double? = nil) {
+                latencyMilliseconds: Int? = nil, count: Int? = nil, probability: Double? = nil, mid: String? = nil) {
         self.route = route
         self.kind = kind
         self.status = status
@@ -46,7 +50,10 @@ public struct FaultRule: Sendable, Hashable, Codable {
         self.latencyMilliseconds = latencyMilliseconds
         self.count = count
         self.probability = probability
+        self.mid = mid
     }
 
-    func matches(_ route: String) -> Bool { self.route == "*" || self.route == route }
+    func matches(_ route: String, mid requestMid: String?) -> Bool {
+        (self.route == "*" || self.route == route) && (mid == nil || mid == requestMid)
+    }
 }

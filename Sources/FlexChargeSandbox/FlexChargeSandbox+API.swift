@@ -89,6 +89,15 @@ extension FlexChargeSandbox {
     }
 
     /// The mid of a valid bearer token (`Bearer`/`bearer`), or `nil` for missing, malformed or expired ones.
+    /// The merchant a request acts for (for fault rules with a `mid`): its bearer token's, or for a
+    /// token request the mid of its app key.
+    func mid(of request: APIRequest) -> String? {
+        if request.route == .token {
+            return JSONFields(request.body)?.string("appKey").flatMap { merchantsByAppKey[$0]?.mid }
+        }
+        return authenticate(request.authorization)
+    }
+
     private func authenticate(_ header: String?) -> String? {
         guard let header else { return nil }
         let utf8 = header.utf8

@@ -27,13 +27,15 @@ extension FlexChargeSandbox {
         state.withLock { $0.receivedRequests.append(received) }
     }
 
-    /// The fault (if any) for a request on `route`, and the total delay to apply to it.
-    func faultAndDelay(for route: APIRoute) -> (FaultRule?, Duration) {
+    /// The fault (if any) for a request on `route` (of merchant `mid`, asked only when a rule is
+    /// set), and the total delay to apply to it.
+    func faultAndDelay(for route: APIRoute, mid: () -> String? = { nil }) -> (FaultRule?, Duration) {
         if !hasFaults.load(ordering: .relaxed), configuration.latency.jitterMilliseconds <= 0 {
             return (nil, .milliseconds(configuration.latency.fixedMilliseconds))
         }
+        let requestMid = hasFaults.load(ordering: .relaxed) ? mid() : nil
         return state.withLock { state in
-            let fault = state.fault(for: route.rawValue)
+            let fault = state.fault(for: route.rawValue, mid: requestMid)
             var milliseconds = configuration.latency.fixedMilliseconds
             if configuration.latency.jitterMilliseconds > 0 {
                 milliseconds += Int.random(in: 0...configuration.latency.jitterMilliseconds, using: &state.random)

@@ -84,8 +84,8 @@ struct SandboxState: Sendable {
     }
 
     /// Picks the fault for a request on `route`, consuming counted rules.
-    mutating func fault(for route: String) -> FaultRule? {
-        for index in faults.indices where faults[index].matches(route) {
+    mutating func fault(for route: String, mid: String? = nil) -> FaultRule? {
+        for index in faults.indices where faults[index].matches(route, mid: mid) {
             if let count = faults[index].count {
                 guard count > 0 else { continue }
                 faults[index].count = count - 1

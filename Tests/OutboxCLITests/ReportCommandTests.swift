@@ -81,10 +81,20 @@ import TestSupport
             #expect(list.stdout.contains("o8"))
             #expect(!list.stdout.contains("o9"))
 
-            // The dead evaluate o8 was first sent on 2026-11-20, long before now: refused, with the reason.
-            let refused = try await runCLI(["retry", String(ids[8]), "--actor", "bob"], environment: env)
-            #expect(refused.status == 2)
-            #expect(refused.stderr.contains("idempotency window"))
+            // The dead evaluate o8 was first sent on 2026-11-20, long before now: requeued as a lookup
+            // only (never sent again), its first claim kept, the reason in its history.
+            let firstClaimed = try await session.query("SELECT first_claimed_at FROM flexcharge.outbox WHERE id = $1", [ids[8]]).first!.decode(0, as: Date?.self)
+            let lookup = try await runCLI(["retry", String(ids[8]), "--actor", "bob"], environment: env)
+            #expect(lookup.status == 0, "\(lookup.stderr)")
+            #expect(lookup.stdout.contains("lookup"))
+            let requeued = try await session.query(
+                "SELECT state, next_action, first_claimed_at FROM flexcharge.outbox WHERE id = $1", [ids[8]]).first!
+            #expect(try requeued.decode("state", as: String.self) == "pending")
+            #expect(try requeued.decode("next_action", as: String.self) == "lookup")
+            #expect(try requeued.decode("first_claimed_at", as: Date?.self) == firstClaimed)
+            let note = try await session.query(
+                "SELECT error FROM flexcharge.attempts WHERE event_id = $1 AND action = 'operator_retry'", [ids[8]]).first!.decode(0, as: String.self)
+            #expect(note.contains("idempotency window") && note.contains("never sent again"))
             // The failed transmit o7 is requeued with its key, and the requeue is in its history.
             let keyBefore = try await session.query("SELECT idempotency_key FROM flexcharge.outbox WHERE id = $1", [ids[7]]).first!.decode(0, as: String.self)
             let retried = try await runCLI(["retry", String(ids[7]), "--actor", "bob"], environment: env)
@@ -92,12 +102,12 @@ import TestSupport
             let row = try await session.query("SELECT state, idempotency_key FROM flexcharge.outbox WHERE id = $1", [ids[7]]).first!
             #expect(try row.decode("state", as: String.self) == "pending")
             #expect(try row.decode("idempotency_key", as: String.self) == keyBefore)
-            // Skip the dead one instead, with a reason; then status is healthy again.
+            // Skip the requeued evaluate instead, with a reason; then status is healthy again.
             let skipped = try await runCLI(["skip", String(ids[8]), "--reason", "checked with the merchant", "--actor", "bob"], environment: env)
             #expect(skipped.status == 0)
             let history = try await session.query(
                 "SELECT action, worker, error FROM flexcharge.attempts WHERE event_id = ANY($1::bigint[]) AND action LIKE 'operator%' ORDER BY id", [[ids[7], ids[8]]]).rows
-            #expect(try history.map { try $0.decode("action", as: String.self) } == ["operator_retry", "operator_skip"])
+            #expect(try history.map { try $0.decode("action", as: String.self) } == ["operator_retry", "operator_retry", "operator_skip"])
             #expect(try history.allSatisfy { try $0.decode("worker", as: String.self) == "bob" })
             try await session.execute("UPDATE flexcharge.outbox SET state = 'succeeded' WHERE id = $1", [ids[7]])
             let healthy = try await runCLI(["status"], environment: env)

@@ -98,9 +98,12 @@ struct RetryCommand: AsyncParsableCommand {
         commandName: "retry",
         abstract: "Requeue a failed or dead event (or all dead ones) with its own idempotency key.",
         discussion: """
-            An evaluate that may have reached FlexCharge is looked up before it is sent again. An \
-            evaluate first sent more than 24 h ago is refused: FlexCharge's idempotency window for its \
-            key has passed and resending could charge twice.
+            Any event but a transmit that may have reached FlexCharge is looked up before it is sent \
+            again. An evaluate first sent more than 24 h ago (e.g. dead after a long FlexCharge \
+            outage) is requeued as a lookup only: the worker records the decision of the order it \
+            finds at FlexCharge, and if there is none the event goes dead again with that reason. It \
+            is never sent again: FlexCharge's idempotency window for its key has passed and resending \
+            could charge twice.
 
             Examples:
               flexcharge-outbox retry 4711

@@ -18,8 +18,24 @@ struct EventDelivery: Sendable {
     let credentials: CredentialCache
     let configuration: WorkerConfiguration
     let logger: Logger
+    /// The shared circuit breakers (migrations/0013): told how each call went, and asked before a
+    /// call whether the event's breaker holds it. `nil`: no breaker.
+    var breakers: BreakerBoard? = nil
+
+    /// True when the event may be delivered now; false when its circuit breaker holds it (FlexCharge
+    /// is failing for its merchant and environment): it has been given back without counting an
+    /// attempt and is due at the breaker's next probe time. Sends and lookups are held alike.
+    func admit(_ event: ClaimedEvent) async -> Bool {
+        await breakers?.admit(event) ?? true
+    }
 
     func deliver(_ event: ClaimedEvent) async -> Completion {
+        let completion = await deliverUnobserved(event)
+        await breakers?.observe(event, completion)
+        return completion
+    }
+
+    private func deliverUnobserved(_ event: ClaimedEvent) async -> Completion {
         var completion = Completion(
             eventID: event.id, attempt: event.attempt, action: event.nextAction, environment: event.environment,
             startedAt: Date(), finishedAt: Date(), outcome: .failed)

@@ -18,7 +18,11 @@ public struct OperatorActions: Sendable {
 
     /// Requeues one failed or dead event with its own idempotency key. Any event but a transmit that
     /// may have reached FlexCharge (it was claimed before) is looked up first, so a refund, cancel or
-    /// capture that was applied is not applied again; an evaluate past the idempotency window is refused.
+    /// capture that was applied is not applied again. An evaluate first sent more than the
+    /// idempotency window ago (e.g. dead after a long FlexCharge outage) is requeued as a lookup
+    /// only: the worker finds its order at FlexCharge and records its decision, and if FlexCharge
+    /// has no such order it goes dead again with that reason; it is never sent again (its
+    /// `first_claimed_at` is kept, which is what the worker's window check reads).
     public func retry(_ id: Int64) async throws -> String {
         let actor = self.actor, window = idempotencyWindow.components.seconds
         return try await session.withTransaction { tx in
@@ -32,11 +36,12 @@ public struct OperatorActions: Sendable {
             }
             let kind: String = try row.decode("kind")
             let sent = try row.decode("first_claimed_at", as: Date?.self) != nil
-            if kind == "evaluate", try row.decode("expired", as: Bool?.self) == true {
-                throw OperatorError(
-                    "event \(id) was first sent more than \(window / 3600) h ago: FlexCharge's idempotency window for its key has passed, so resending could charge twice; if the order still needs evaluating, insert a new evaluate event (it gets a new key)")
-            }
+            let expired = try row.decode("expired", as: Bool?.self) == true
+            let pastWindow = kind == "evaluate" && expired
             let action = kind != "transmit" && sent ? "lookup" : "send"
+            let note = pastWindow
+                ? "requeued as a lookup only: first sent more than \(window / 3600) h ago, past FlexCharge's idempotency window, so it is never sent again; if FlexCharge has no order for it, it goes dead again"
+                : "requeued (\(action) first)"
             try tx.execute(
                 """
                 UPDATE flexcharge.outbox
@@ -44,7 +49,7 @@ public struct OperatorActions: Sendable {
                        last_error = 'requeued by ' || $3, last_error_class = NULL, updated_at = now()
                  WHERE id = $1
                 """, [id, action, actor])
-            try Self.record(tx, id: id, action: "operator_retry", actor: actor, note: "requeued (\(action) first)")
+            try Self.record(tx, id: id, action: "operator_retry", actor: actor, note: note)
             return action
         }
     }

@@ -67,8 +67,12 @@ public final class OutboxWorker: Service, Sendable {
             clients[name.rawValue] = FlexChargeClient(
                 environment: environment, httpClient: httpClient, configuration: configuration.client, logger: logger)
         }
+        let breakers = BreakerBoard(
+            policy: configuration.breaker, worker: configuration.workerID, database: database, clients: clients,
+            credentials: CredentialCache(sealer: sealer), logger: logger)
         let delivery = EventDelivery(
-            clients: clients, credentials: CredentialCache(sealer: sealer), configuration: configuration, logger: logger)
+            clients: clients, credentials: CredentialCache(sealer: sealer), configuration: configuration, logger: logger,
+            breakers: breakers)
         let writer = CompletionWriter(session: sessions.writer, worker: configuration.workerID, logger: logger)
         let poller = OutcomePoller(
             session: sessions.outcomes, clients: clients, sealer: sealer, polling: configuration.outcomePolling,
@@ -88,6 +92,7 @@ public final class OutboxWorker: Service, Sendable {
                 background.addTask { await self.probeDatabase(on: sessions.probe) }
                 background.addTask { await self.maintain(on: sessions.maintenance, held: held) }
                 background.addTask { await poller.run() }
+                background.addTask { await breakers.run() }
                 await self.claimLoop(
                     session: sessions.claim, delivery: delivery, writer: writer, held: held, wake: wake,
                     draining: draining)
@@ -179,6 +184,11 @@ public final class OutboxWorker: Service, Sendable {
         citOnly: Bool, capacity: Int, delivery: EventDelivery, writer: CompletionWriter, held: HeldEvents, wake: WakeSignal
     ) async {
         while let event = await held.next(citOnly: citOnly) {
+            // Its circuit breaker holds it (FlexCharge failing): given back, no call, no attempt counted.
+            guard await delivery.admit(event) else {
+                if capacity - held.finish(event.id) >= configuration.claimThreshold { wake.signal() }
+                continue
+            }
             let completion = await delivery.deliver(event)
             if completion.outcome != .succeeded && completion.outcome != .awaitingOutcome {
                 logger.info("event not done", metadata: [

@@ -41,6 +41,8 @@ public struct WorkerConfiguration: Sendable {
     /// decides whether to send it again waits at least this long, so it does not overtake a refund
     /// FlexCharge is still processing. `nil`: the request timeout.
     public var lookupSettleTime: Duration?
+    /// The circuit breakers shared by all workers (see ``BreakerPolicy``; `FLEXCHARGE_BREAKER_*`).
+    public var breaker = BreakerPolicy(environment: ProcessInfo.processInfo.environment)
 
     /// The wait before a refund's lookup (see ``lookupSettleTime``).
     var refundSettleTime: Duration { lookupSettleTime ?? client.requestTimeout }

@@ -1,0 +1,153 @@
+import FlexChargeAPI
+import Foundation
+import LibPQ
+import Logging
+import Synchronization
+
+/// A worker's side of the shared circuit breakers: what it knows of them (re-read every
+/// `refreshInterval`, and updated at once by its own reports), the outcomes it reports, the events
+/// it gives back while a breaker holds them, and the probe it makes when a breaker's time comes.
+///
+/// Nothing is written while FlexCharge is healthy: a success is reported only when its breaker is
+/// counting failures. It uses its own connection (`breaker`).
+public final class BreakerBoard: Sendable {
+    let policy: BreakerPolicy
+    private let worker: String
+    private let session: PGSession
+    private let store = BreakerStore()
+    private let clients: [String: FlexChargeClient]
+    private let credentials: CredentialCache
+    private let logger: Logger
+    private let known = Mutex<[BreakerKey: CircuitBreaker]>([:])
+
+    init(
+        policy: BreakerPolicy, worker: String, database: PGConfiguration, clients: [String: FlexChargeClient],
+        credentials: CredentialCache, logger: Logger
+    ) {
+        self.policy = policy
+        self.worker = worker
+        self.session = PGSession(configuration: database, name: "breaker")
+        self.clients = clients
+        self.credentials = credentials
+        self.logger = logger
+    }
+
+    /// Re-reads the breakers every `refreshInterval` and publishes the gauge every 10 s, until cancelled.
+    func run() async {
+        guard policy.enabled else { return }
+        var lastMetrics = ContinuousClock.now - .seconds(60)
+        while !Task.isCancelled {
+            do {
+                let active = try await store.active(on: session)
+                known.withLock { $0 = active }
+                if ContinuousClock.now - lastMetrics >= .seconds(10) {
+                    lastMetrics = ContinuousClock.now
+                    BreakerMetrics.publish(try await store.counts(on: session))
+                }
+            } catch {
+                logger.warning("could not read the circuit breakers", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: policy.refreshInterval)
+        }
+        await session.close()
+    }
+
+    /// The breaker as this worker last saw it.
+    func breaker(_ key: BreakerKey) -> CircuitBreaker? { known.withLock { $0[key] } }
+
+    /// True when the event may be delivered now. When its breaker holds it, the event is given
+    /// back (no attempt counted, due at the next probe time) and this returns false; when the
+    /// breaker's probe time has come, this worker tries to make the one probe call first.
+    func admit(_ event: ClaimedEvent) async -> Bool {
+        guard policy.enabled else { return true }
+        let key = BreakerKey(merchantID: event.merchantID, environment: event.environment)
+        guard var breaker = breaker(key), breaker.isHolding(at: Date()) else { return true }
+        if breaker.mayProbe(at: Date()) {
+            switch await probe(key, with: event) {
+            case .some(let after): breaker = after
+            case .none: return true  // could not probe (no credentials): let the event fail on its own
+            }
+            if !breaker.isHolding(at: Date()) { return true }
+        }
+        let until = breaker.holdUntil(at: Date())
+        let reason = "held by the circuit breaker of \(key) (\(breaker.phase.rawValue) since \(Self.iso(breaker.openedAt))): not sent, no attempt counted; next try at \(Self.iso(until))"
+        do {
+            try await store.holdBack(event.id, worker: worker, until: until, reason: reason, on: session)
+        } catch {
+            // Its lease will expire and the rescue will look it up: safe, only slower.
+            logger.warning("could not give back an event the breaker holds", metadata: ["event_id": "\(event.id)", "error": "\(error)"])
+        }
+        return false
+    }
+
+    /// Reports how a call went (see ``BreakerSignal``). Writes only when it can change the breaker.
+    func observe(_ event: ClaimedEvent, _ completion: Completion) async {
+        guard policy.enabled, !Task.isCancelled else { return }
+        let key = BreakerKey(merchantID: event.merchantID, environment: event.environment)
+        let current = breaker(key) ?? CircuitBreaker()
+        let input: CircuitBreaker.Input
+        switch BreakerSignal.of(completion) {
+        case .neutral: return
+        case .up: input = .succeeded
+        case .down(let reason): input = .failed(reason: reason)
+        }
+        // Cheap local check first: nothing to write for a success of a quiet breaker, or for
+        // anything while it is open (the probe decides).
+        guard current.applying(input, at: Date(), policy: policy) != nil else { return }
+        await apply(input, to: key)
+    }
+
+    /// Claims the probe (one worker wins across all), makes one read-only call with the event's
+    /// merchant credentials, and records the result. Returns the breaker afterwards, or nil when
+    /// no probe could be made.
+    private func probe(_ key: BreakerKey, with event: ClaimedEvent) async -> CircuitBreaker? {
+        let owner = "\(worker)#\(UUID().uuidString.prefix(8).lowercased())"
+        guard let claimed = await apply(.probeStarted(owner: owner), to: key) else { return breaker(key) }
+        guard claimed.phase == .halfOpen, claimed.probeOwner == owner else { return claimed }
+        guard let client = clients[key.environment], let merchant = try? credentials.credentials(for: event) else {
+            return await apply(.probeFailed(owner: owner, reason: "probe: no client or credentials"), to: key) ?? claimed
+        }
+        let since = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-3600))
+        let result: CircuitBreaker.Input
+        do {
+            _ = try await client.orders(
+                query: OrdersQuery(from: since, mid: merchant.mid, pageSize: 1, pageNumber: 1, query: event.orderID),
+                credentials: merchant)
+            result = .probeSucceeded(owner: owner)
+        } catch let error as FlexChargeError {
+            let status = error.httpStatus ?? 0
+            let down = error.failureClass != .permanent && (error.httpStatus == nil || (500...599).contains(status))
+            result = down ? .probeFailed(owner: owner, reason: "probe: \(error.description.prefix(200))")
+                          : .probeSucceeded(owner: owner)
+        } catch {
+            result = .probeFailed(owner: owner, reason: "probe did not finish")
+        }
+        let after = await apply(result, to: key) ?? claimed
+        if after.phase == .closed {
+            logger.notice("circuit breaker closed: FlexCharge answered the probe", metadata: ["breaker": "\(key)"])
+        }
+        return after
+    }
+
+    @discardableResult
+    private func apply(_ input: CircuitBreaker.Input, to key: BreakerKey) async -> CircuitBreaker? {
+        do {
+            let (after, changed) = try await store.apply(input, to: key, policy: policy, on: session)
+            known.withLock { $0[key] = after }
+            if changed, after.phase == .open, case .failed = input {
+                logger.warning("circuit breaker opened: FlexCharge is failing; events of this merchant and environment wait without spending attempts", metadata: [
+                    "breaker": "\(key)", "failures": "\(after.failures)", "retry_at": "\(Self.iso(after.retryAt))",
+                    "last_error": "\(after.lastError ?? "")",
+                ])
+            }
+            return after
+        } catch {
+            logger.warning("could not write the circuit breaker", metadata: ["breaker": "\(key)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    private static func iso(_ date: Date?) -> String {
+        date.map { ISO8601DateFormatter().string(from: $0) } ?? "-"
+    }
+}
