@@ -144,6 +144,54 @@ import TestSupport
     }
 }
 
+/// The pieces on their own: token buckets and the pool's waiting line.
+@Suite struct ServeLimitPartsTests {
+    @Test func tokenBucketsAdmitTheBurstThenAskToWaitAndRefill() {
+        let limiter = RateLimiter(perClient: .init(perSecond: 2, burst: 2), global: .init(perSecond: 0.001, burst: 3), maximumClients: 2)
+        let start = ContinuousClock.now
+        #expect(limiter.admit(client: "a", now: start) == nil)
+        #expect(limiter.admit(client: "a", now: start) == nil)
+        let wait = limiter.admit(client: "a", now: start)
+        #expect(wait == .milliseconds(500), "one token every 500 ms at 2/s")
+        #expect(limiter.admit(client: "a", now: start + .milliseconds(500)) == nil, "refilled")
+        // The global bucket (burst 3) is nearly spent: another client is refused by it.
+        #expect(limiter.admit(client: "b", now: start + .milliseconds(500)) != nil)
+        // A tiny rate never overflows the wait.
+        let slow = RateLimiter(perClient: .init(perSecond: 1e-300, burst: 1), global: .unlimited)
+        #expect(slow.admit(client: "a") == nil)
+        #expect(slow.admit(client: "a").map { $0 <= .seconds(3600) } == true)
+        #expect(RateLimiter(perClient: .unlimited, global: .unlimited).admit(client: "x") == nil)
+    }
+
+    @Test func manyAddressesShareAnOverflowBucketInsteadOfGrowingWithoutBound() {
+        let limiter = RateLimiter(perClient: .init(perSecond: 0.001, burst: 1), global: .unlimited, maximumClients: 10)
+        let now = ContinuousClock.now
+        var admitted = 0
+        for index in 0..<1000 where limiter.admit(client: "10.0.0.\(index)", now: now) == nil { admitted += 1 }
+        #expect(admitted == 11, "10 tracked addresses, then one shared bucket")
+    }
+
+    @Test func aCancelledOrTimedOutWaiterLeavesThePoolsLine() async throws {
+        try await TestDatabase.with { db in
+            let pool = PGPool(configuration: db.configuration, size: 1, name: "line", leaseTimeout: .milliseconds(300))
+            let holding = Task { try await pool.withSession { _ in try await Task.sleep(for: .seconds(1)) } }
+            try await Task.sleep(for: .milliseconds(100))
+            let cancelled = Task { try await pool.withSession { _ in 1 } }
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(await pool.usage.waiting == 1)
+            cancelled.cancel()
+            await #expect(throws: CancellationError.self) { try await cancelled.value }
+            #expect(await pool.usage.waiting == 0)
+            let started = ContinuousClock.now
+            await #expect(throws: PGError.self) { try await pool.withSession { _ in 1 } }
+            #expect(ContinuousClock.now - started < .seconds(1), "gave up after the 300 ms lease timeout")
+            try await holding.value
+            #expect(try await pool.withSession { try await $0.query("SELECT 1 AS one").first?.decode("one", as: Int32.self) } == 1)
+            await pool.close()
+        }
+    }
+}
+
 /// `serve` in-process on a free loopback port, with a session pool and recorded logs.
 struct HardenedServer: Sendable {
     let port: Int

@@ -142,20 +142,21 @@ struct ServeCommand: AsyncParsableCommand {
 
     /// The options as ``IntegrationServer/Limits``; a bad value is bad input (exit 2).
     func serveLimits() throws -> IntegrationServer.Limits {
-        func positive(_ value: Int, _ option: String) throws -> Int {
-            guard value > 0 else { throw CLIFailure.badInput("--\(option) must be at least 1") }
+        func positive(_ value: Int, _ option: String, upTo maximum: Int = 86_400) throws -> Int {
+            guard (1...maximum).contains(value) else { throw CLIFailure.badInput("--\(option) must be from 1 to \(maximum)") }
             return value
         }
+        _ = try positive(databaseConnections, "database-connections", upTo: 1000)
         return IntegrationServer.Limits(
             readTimeout: .seconds(try positive(readTimeoutSeconds, "read-timeout-seconds")),
             idleTimeout: .seconds(try positive(idleTimeoutSeconds, "idle-timeout-seconds")),
-            maximumConnections: try positive(maxConnections, "max-connections"),
-            backlog: try positive(backlog, "backlog"),
+            maximumConnections: try positive(maxConnections, "max-connections", upTo: 100_000),
+            backlog: try positive(backlog, "backlog", upTo: 65_535),
             tokenizePerClient: try Self.rate(tokenizeRate, "tokenize-rate"),
             tokenizeGlobal: try Self.rate(tokenizeGlobalRate, "tokenize-global-rate"),
             webhookPerClient: try Self.rate(webhookRate, "webhook-rate"),
             webhookGlobal: try Self.rate(webhookGlobalRate, "webhook-global-rate"),
-            databaseWait: .seconds(try positive(databaseWaitSeconds, "database-wait-seconds")))
+            databaseWait: .seconds(try positive(databaseWaitSeconds, "database-wait-seconds", upTo: 3600)))
     }
 
     /// `rate/burst` (e.g. `10/20`) or `rate` alone (burst = twice the rate); `0` is no limit.

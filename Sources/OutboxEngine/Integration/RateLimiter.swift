@@ -36,7 +36,8 @@ public final class RateLimiter: Sendable {
                 tokens -= 1
                 return nil
             }
-            return .milliseconds(Int64(((1 - tokens) / limit.perSecond * 1000).rounded(.up)))
+            // At most an hour, so a tiny rate cannot overflow the conversion.
+            return .milliseconds(Int64(min(3_600_000, ((1 - tokens) / limit.perSecond * 1000).rounded(.up))))
         }
 
         func isFull(_ limit: RateLimit, now: ContinuousClock.Instant) -> Bool {
