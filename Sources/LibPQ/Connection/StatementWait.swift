@@ -50,7 +50,7 @@ struct StatementWait: Sendable {
         }
         return .giveUp(PGError(
             .connection,
-            "PostgreSQL did not answer within \(limit ?? .zero); the connection was closed (server stopped, overloaded or unreachable)"))
+            "PostgreSQL did not answer within \(limit ?? .zero); the connection was closed (server stopped, overloaded or unreachable; the statement may still run when it resumes)"))
     }
 
     /// How long the next `poll` may sleep: up to 100 ms, less when the deadline is nearer.
