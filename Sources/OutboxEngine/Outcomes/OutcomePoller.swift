@@ -110,6 +110,9 @@ struct OutcomePoller: Sendable {
         }
     }
 
+    /// The latest expiry believed: a year after the evaluate's answer.
+    static let longestExpiry: TimeInterval = 366 * 86_400
+
     /// Not final: look again later, unless the order is past its expiry (plus grace) or too old.
     private func finish(
         _ lookup: OutcomeLookup, outcome: DueOutcome, expiry: Date?, decision: String?, delay: Duration,
@@ -118,7 +121,10 @@ struct OutcomePoller: Sendable {
         var lookup = lookup
         let now = Date()
         lookup.finishedAt = now
-        let deadline = expiry.map { $0.addingTimeInterval(polling.expiryGrace.secondsValue) }
+        // An expiry from FlexCharge's answer is outside input: one past a year after the answer (e.g. 9999-12-31)
+        // counts as a year, so an order is never looked up forever.
+        let latestExpiry = outcome.answeredAt.addingTimeInterval(Self.longestExpiry)
+        let deadline = expiry.map { min($0, latestExpiry).addingTimeInterval(polling.expiryGrace.secondsValue) }
             ?? outcome.answeredAt.addingTimeInterval(polling.maxAge.secondsValue)
         if now >= deadline {
             lookup.result = .dead
