@@ -1,0 +1,190 @@
+import FlexChargeAPI
+import FlexChargeSandbox
+import Foundation
+import LibPQ
+import OutboxEngine
+import Testing
+import TestSupport
+
+/// Outages pause, they don't kill: the circuit breaker (migrations/0013) against the sandbox as a
+/// real HTTP server, a real worker and PostgreSQL, with time compressed 100 times (an hour in 36 s):
+/// probe every 0.3 s instead of 30 s, backoff 5 ms to 3 s instead of 0.5 s to 300 s, 12 attempts.
+@Suite(.serialized) struct OutageTests {
+    /// Production's timings divided by `scale`.
+    static let scale = 100.0
+
+    static func compressed(_ h: WorkerHarness, breaker: Bool = true) -> WorkerConfiguration {
+        var configuration = h.configuration(concurrency: 16, maxAttempts: 12)
+        configuration.backoff = Backoff(base: .milliseconds(Int64(500 / scale)), cap: .milliseconds(Int64(300_000 / scale)), maxAttempts: 12)
+        configuration.breaker = BreakerPolicy(
+            failureThreshold: 5, failureWindow: .milliseconds(Int64(60_000 / scale)),
+            probeInterval: .milliseconds(Int64(30_000 / scale)), probeTimeout: .seconds(2),
+            refreshInterval: .milliseconds(100), enabled: breaker)
+        return configuration
+    }
+
+    /// FlexCharge down for everyone: every route (token included) answers 503 or resets the connection.
+    static let outage = [
+        FaultRule(route: "*", kind: .resetBeforeProcessing, probability: 0.3),
+        FaultRule(route: "*", kind: .status, status: 503, probability: 1),
+    ]
+
+    /// Inserts `count` events over `merchants`: transmits, CIT evaluates (approved) and MIT evaluates.
+    @discardableResult
+    static func insert(_ h: WorkerHarness, _ count: Int, merchants: [String], tag: String) async throws -> [Int64] {
+        var ids: [Int64] = []
+        for i in 0..<count {
+            let merchant = merchants[i % merchants.count], order = "\(tag)-\(i)"
+            switch i % 3 {
+            case 0:
+                ids.append(try await h.insert("transmit", merchant: merchant, order: order, payload: SamplePayloads.transmit(orderID: order, amountCents: 1000 + i, declined: false)))
+            case 1:
+                ids.append(try await h.insert("evaluate", merchant: merchant, order: order, payload: h.approvedCITEvaluate(order: order)))
+            default:
+                ids.append(try await h.insert(
+                    "evaluate", merchant: merchant, order: order, channel: "mit", origin: nil,
+                    payload: SamplePayloads.evaluate(orderID: order, amountCents: 2000 + i, payerEmail: "approve-\(order)@example.com", mit: true)))
+            }
+        }
+        return ids
+    }
+
+    struct Figures: CustomStringConvertible {
+        var events = 0, delivered = 0, dead = 0, pending = 0, maxAttempts = 0, totalAttempts = 0, ledgerCalls = 0
+        var description: String {
+            "events \(events), delivered \(delivered), dead \(dead), pending \(pending), attempts: max \(maxAttempts) per event, \(totalAttempts) in all, \(ledgerCalls) calls in the attempt ledger"
+        }
+    }
+
+    static func figures(_ h: WorkerHarness, merchants: [String]) async throws -> Figures {
+        let row = try await h.session.query(
+            """
+            SELECT count(*)::bigint AS events,
+                   count(*) FILTER (WHERE state IN ('succeeded', 'awaiting_outcome'))::bigint AS delivered,
+                   count(*) FILTER (WHERE state = 'dead')::bigint AS dead,
+                   count(*) FILTER (WHERE state IN ('pending', 'running'))::bigint AS pending,
+                   coalesce(max(attempts), 0)::bigint AS max_attempts, coalesce(sum(attempts), 0)::bigint AS total_attempts,
+                   (SELECT count(*) FROM flexcharge.attempts a JOIN flexcharge.outbox o ON o.id = a.event_id
+                     WHERE o.merchant_id = ANY($1::text[]) AND a.action IN ('send', 'lookup'))::bigint AS calls
+              FROM flexcharge.outbox WHERE merchant_id = ANY($1::text[])
+            """, [merchants]).first!
+        return Figures(events: try row.decode("events"), delivered: try row.decode("delivered"), dead: try row.decode("dead"),
+                       pending: try row.decode("pending"), maxAttempts: try row.decode("max_attempts"),
+                       totalAttempts: try row.decode("total_attempts"), ledgerCalls: try row.decode("calls"))
+    }
+
+    static func breakerStates(_ h: WorkerHarness) async throws -> [String: String] {
+        var states: [String: String] = [:]
+        for row in try await h.session.query("SELECT merchant_id, environment, state FROM flexcharge.breakers").rows {
+            states["\(try row.decode("merchant_id", as: String.self))/\(try row.decode("environment", as: String.self))"] = try row.decode("state")
+        }
+        return states
+    }
+
+    @Test func aOneHourOutageEndsWithEveryEventDeliveredAndNoneDead() async throws {
+        try await WorkerHarness.with { h in
+            let merchants = ["shop-a", "shop-b", "shop-c"]
+            for merchant in merchants { try await h.enrol(merchant) }
+            try await Self.insert(h, 90, merchants: merchants, tag: "before")
+            h.sandbox.sandbox.setFaults(Self.outage)
+            let outage = Duration.milliseconds(Int64(3_600_000 / Self.scale))  // one hour, compressed
+            let started = ContinuousClock.now
+            let during = try await h.runWorker(Self.compressed(h)) { () async throws -> Figures in
+                // New events keep arriving during the outage.
+                for batch in 0..<6 {
+                    try await Task.sleep(for: outage / 8)
+                    try await Self.insert(h, 10, merchants: merchants, tag: "during\(batch)")
+                }
+                try await Task.sleep(until: started + outage)
+                let states = try await Self.breakerStates(h)
+                #expect(merchants.allSatisfy { ["open", "half_open"].contains(states["\($0)/sandbox"]) }, "\(states)")
+                let during = try await Self.figures(h, merchants: merchants)
+                h.sandbox.sandbox.setFaults([])
+                try await h.waitUntilSettled(timeout: .seconds(30))
+                return during
+            }
+            let after = try await Self.figures(h, merchants: merchants)
+            let requests = h.sandbox.sandbox.ledger().requests
+            let duringOutage = requests.filter { $0.fault != nil }.count
+            let trips: Int = try await h.session.query("SELECT coalesce(sum(trips), 0)::bigint FROM flexcharge.breakers").first!.decode(0)
+            print("one-hour outage (compressed \(Int(Self.scale))x: \(outage) real): at its end \(during); after recovery \(after); \(trips) breaker openings (a failed probe counts again: about one probe per breaker per compressed 30 s), \(duringOutage) requests reached FlexCharge during the outage (probes' token requests included)")
+            #expect(after.events == 150)
+            #expect(after.dead == 0)
+            #expect(after.delivered == 150)
+            #expect(during.dead == 0)
+            // Only the calls made before each breaker opened spent attempts: far from the 12 allowed.
+            #expect(after.maxAttempts <= 4, "\(after)")
+            #expect(try await Self.breakerStates(h).values.allSatisfy { $0 == "closed" })
+            // Nothing stays marked as held.
+            let held: Int = try await h.session.query("SELECT count(*)::bigint FROM flexcharge.outbox WHERE state <> 'succeeded' AND state <> 'awaiting_outcome'").first!.decode(0)
+            #expect(held == 0)
+        }
+    }
+
+    /// The same outage without the breaker: what 0013 fixes (every event dies within minutes).
+    @Test func withoutTheBreakerAShortOutageKillsEveryEvent() async throws {
+        try await WorkerHarness.with { h in
+            try await h.enrol("shop-a")
+            try await Self.insert(h, 30, merchants: ["shop-a"], tag: "control")
+            h.sandbox.sandbox.setFaults(Self.outage)
+            let started = ContinuousClock.now
+            let during = try await h.runWorker(Self.compressed(h, breaker: false)) { () async throws -> Figures in
+                try await h.waitUntilSettled(timeout: .seconds(20))
+                return try await Self.figures(h, merchants: ["shop-a"])
+            }
+            let elapsed = ContinuousClock.now - started
+            let minutes = (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) * Self.scale / 60
+            print("without the breaker every event was dead within \(Int(minutes.rounded())) compressed minutes of outage: \(during)")
+            #expect(during.dead == 30)
+            #expect(during.maxAttempts == 12)
+        }
+    }
+
+    @Test func oneMerchantsFailingCallsDoNotStopTheOthers() async throws {
+        let failing = SandboxMerchant(
+            mid: "44444444-4444-4444-8444-444444444444", appKey: "failing-app-key", appSecret: "failing-SECRET-value",
+            tokenizationKey: "failing-tokenization-key", mitMode: .managed)
+        try await WorkerHarness.with(configure: { $0.merchants.append(failing) }) { h in
+            try await h.enrol("healthy")
+            try await h.enrol("failing")
+            let store = MerchantStore(session: h.session, actor: "test")
+            try await store.setCredentials(
+                "failing", environment: "sandbox", mid: failing.mid,
+                secrets: MerchantSecrets(appKey: failing.appKey, appSecret: failing.appSecret, tokenizationKey: failing.tokenizationKey),
+                sealer: try CredentialSealer(keyBytes: WorkerHarness.keyBytes))
+            // Only the failing merchant's calls (its token request included) get 500s.
+            h.sandbox.sandbox.setFaults([FaultRule(route: "*", kind: .status, status: 500, probability: 1, mid: failing.mid)])
+            try await Self.insert(h, 45, merchants: ["healthy"], tag: "ok")
+            try await Self.insert(h, 45, merchants: ["failing"], tag: "bad")
+            try await h.runWorker(Self.compressed(h)) {
+                try await h.waitUntil(
+                    "SELECT count(*) = 45 FROM flexcharge.outbox WHERE merchant_id = 'healthy' AND state IN ('succeeded', 'awaiting_outcome')",
+                    timeout: .seconds(20))
+                try await Task.sleep(for: .seconds(3))  // a hundred compressed probe intervals
+                let healthy = try await Self.figures(h, merchants: ["healthy"])
+                let held = try await Self.figures(h, merchants: ["failing"])
+                let states = try await Self.breakerStates(h)
+                print("one merchant failing: healthy \(healthy); failing \(held); breakers \(states)")
+                #expect(healthy.delivered == 45 && healthy.maxAttempts == 1)
+                #expect(["open", "half_open"].contains(states["failing/sandbox"]))
+                #expect(states["healthy/sandbox"] == nil || states["healthy/sandbox"] == "closed")
+                #expect(held.dead == 0 && held.pending == 45)
+                #expect(held.maxAttempts <= 3, "\(held)")
+                let row = try await h.session.query(
+                    "SELECT pending_events, last_error FROM flexcharge.breakers WHERE merchant_id = 'failing'").first!
+                #expect(try row.decode("pending_events", as: Int.self) == 45)
+                #expect(try row.decode("last_error", as: String?.self)?.contains("500") == true)
+                let reason: String? = try await h.session.query(
+                    "SELECT last_error FROM flexcharge.outbox WHERE merchant_id = 'failing' AND last_error_class = 'breaker' LIMIT 1").first?.decode(0)
+                #expect(reason?.contains("no attempt counted") == true)
+
+                h.sandbox.sandbox.setFaults([])
+                try await h.waitUntilSettled(timeout: .seconds(20))
+            }
+            let recovered = try await Self.figures(h, merchants: ["failing"])
+            print("failing merchant after recovery: \(recovered)")
+            #expect(recovered.delivered == 45 && recovered.dead == 0)
+            #expect(try await Self.breakerStates(h)["failing/sandbox"] == "closed")
+        }
+    }
+}
