@@ -76,6 +76,23 @@ import TestSupport
         }
     }
 
+    /// Clean-up after a cancellation still reaches the database: only a statement that is waiting
+    /// when the cancellation arrives is cancelled.
+    @Test func aStatementStartedByAnAlreadyCancelledTaskRuns() async throws {
+        try await TestDatabase.with { db in
+            let session = db.session()
+            let task = Task { () throws -> Int in
+                try? await Task.sleep(for: .seconds(30))  // ends at the cancellation
+                #expect(Task.isCancelled)
+                return try await session.query("SELECT 7 AS n FROM pg_sleep(0.3)").first!.decode("n", as: Int.self)
+            }
+            task.cancel()
+            let value = try await task.value
+            #expect(value == 7)
+            await session.close()
+        }
+    }
+
     @Test func aClosedSessionFailsAtOnce() async throws {
         try await TestDatabase.with { db in
             let session = db.session()

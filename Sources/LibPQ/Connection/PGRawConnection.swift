@@ -45,6 +45,8 @@ final class PGRawConnection {
         let connectTimeout = Self.option(conn, "connect_timeout").flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? 0
         let limit: Duration? = connectTimeout > 0 ? .seconds(max(connectTimeout, 2)) : nil
         let deadline = limit.map { ContinuousClock.now + $0 }
+        // Like a statement, connecting is interrupted by a cancellation that arrives while it waits.
+        let interruptible = !Task.isCancelled
         var status = PQstatus(conn) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING
         while status != PGRES_POLLING_OK {
             if status == PGRES_POLLING_FAILED {
@@ -54,7 +56,7 @@ final class PGRawConnection {
             }
             let events = Int16(status == PGRES_POLLING_READING ? POLLIN : POLLOUT)
             while true {
-                if Task.isCancelled {
+                if interruptible && Task.isCancelled {
                     PQfinish(conn)
                     throw PGError(.cancelled, "connecting to PostgreSQL was cancelled")
                 }
@@ -97,7 +99,7 @@ final class PGRawConnection {
             SELECT source <> 'default' AS user_set, setting::bigint AS ms,
                    CASE WHEN source = 'default' THEN set_config('statement_timeout', '\(ours)', false) END AS applied
               FROM pg_settings WHERE name = 'statement_timeout'
-            """, [], wait: StatementWait(giveUpAfter: limit ?? .seconds(10), cancellable: true, now: .now))
+            """, [], wait: StatementWait(giveUpAfter: limit ?? .seconds(10), cancellable: !Task.isCancelled, now: .now))
         let userSet = (try? result.first?.decode("user_set", as: Bool.self)) ?? false
         userSetStatementTimeout = userSet
         if userSet {
@@ -120,9 +122,14 @@ final class PGRawConnection {
     /// The bound of the next statement: `timeout` when given (client-side only: at it the
     /// connection is given up), else the effective statement timeout plus
     /// ``PGConfiguration/cancelGrace`` (the server's own timeout should have answered by then).
+    ///
+    /// The task's cancellation interrupts a statement that is waiting when it arrives. A statement
+    /// started by a task that is already cancelled runs (bounded by its deadline): clean-up after
+    /// cancellation (ROLLBACK, giving events back, a last flush of outcomes) still reaches the
+    /// database, and a retry loop that does not check for cancellation cannot spin on instant failures.
     func wait(timeout: Duration?, cancellable: Bool = true) -> StatementWait {
         let limit = timeout ?? effectiveStatementTimeout.map { $0 + PGConfiguration.cancelGrace }
-        return StatementWait(giveUpAfter: limit, cancellable: cancellable, now: .now)
+        return StatementWait(giveUpAfter: limit, cancellable: cancellable && !Task.isCancelled, now: .now)
     }
 
     func close() {

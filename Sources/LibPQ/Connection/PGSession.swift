@@ -15,7 +15,9 @@ import Logging
 ///
 /// Nothing waits without a bound: every statement is bounded by the session's statement timeout
 /// (server-side, plus ``PGConfiguration/cancelGrace`` client-side) or an explicit `timeout`, and a
-/// cancelled task cancels its statement on the server.
+/// task cancelled while its statement waits cancels it on the server (`PQcancel`; the error is of
+/// kind `.cancelled`). A statement started by an already cancelled task runs, so clean-up after
+/// cancellation still reaches the database.
 ///
 /// ```swift
 /// let session = PGSession(configuration: .init(url: "postgresql://localhost/app"))
