@@ -17,25 +17,27 @@ import TestSupport
         let server = try await FuzzFlexChargeServer.start(seed: seed)
         defer { Task { await server.stop() } }
         try await WorkerHarness.with { h in
-            try await h.enrol("m1")
+            let merchants = ["m1", "m2", "m3"]
+            for merchant in merchants { try await h.enrol(merchant) }
+            func merchant(_ index: Int) -> String { merchants[index % merchants.count] }
             var ids: [Int64] = []
             for index in 0..<60 {
-                ids.append(try await h.insert("transmit", order: "t-\(index)",
+                ids.append(try await h.insert("transmit", merchant: merchant(index), order: "t-\(index)",
                                               payload: SamplePayloads.transmit(orderID: "t-\(index)", amountCents: 100 + index, declined: index % 2 == 0)))
-                ids.append(try await h.insert("evaluate", order: "e-\(index)", payload: h.approvedCITEvaluate(order: "e-\(index)")))
+                ids.append(try await h.insert("evaluate", merchant: merchant(index), order: "e-\(index)", payload: h.approvedCITEvaluate(order: "e-\(index)")))
             }
             for index in 0..<40 {
-                ids.append(try await h.insert("evaluate", order: "mit-\(index)", channel: "mit", payload: SamplePayloads.evaluate(
+                ids.append(try await h.insert("evaluate", merchant: merchant(index), order: "mit-\(index)", channel: "mit", payload: SamplePayloads.evaluate(
                     orderID: "mit-\(index)", amountCents: 900, payerEmail: "approve-mit-\(index)@example.com", mit: true)))
                 // An order's evaluate, then its cancel or refund.
-                ids.append(try await h.insert("evaluate", order: "f-\(index)", payload: h.approvedCITEvaluate(order: "f-\(index)")))
-                ids.append(try await h.insert(index % 2 == 0 ? "cancel" : "refund", order: "f-\(index)",
+                ids.append(try await h.insert("evaluate", merchant: merchant(index), order: "f-\(index)", payload: h.approvedCITEvaluate(order: "f-\(index)")))
+                ids.append(try await h.insert(index % 2 == 0 ? "cancel" : "refund", merchant: merchant(index), order: "f-\(index)",
                                               payload: index % 2 == 0 ? "{}" : #"{"amountCents": \#(100 + index), "refundMessage": "fuzz"}"#))
-                ids.append(try await h.insert("refund", order: "r-\(index)",
+                ids.append(try await h.insert("refund", merchant: merchant(index), order: "r-\(index)",
                                               payload: #"{"amountCents": 505, "orderSessionKey": "osk-\#(index)"}"#))
             }
             for index in 0..<30 {
-                ids.append(try await h.insert("external_cancel", order: "x-\(index)", payload: "{}"))
+                ids.append(try await h.insert("external_cancel", merchant: merchant(index), order: "x-\(index)", payload: "{}"))
             }
             var configuration = h.configuration(concurrency: 16, maxAttempts: 3)
             let fuzz = FlexChargeEnvironment(name: .sandbox, baseURL: server.baseURL)
@@ -44,10 +46,15 @@ import TestSupport
             configuration.client = FlexChargeClientConfiguration(connectTimeout: .seconds(2), requestTimeout: .seconds(1))
             configuration.outcomePolling = OutcomePolling(firstDelay: .zero, base: .milliseconds(200), cap: .milliseconds(500),
                                                           batchSize: 16, lease: .seconds(5), interval: .milliseconds(200))
+            // The circuit breakers stay on (they are part of what answers do to the worker), probing quickly;
+            // events they hold wait with their reason in flexcharge.breakers.
+            configuration.breaker = BreakerPolicy(failureThreshold: 10, failureWindow: .seconds(60), probeInterval: .seconds(1),
+                                                  probeTimeout: .seconds(2), refreshInterval: .milliseconds(200))
             let started = ContinuousClock.now
             try await h.runWorker(configuration) {
-                // Done when nothing runs and nothing that may run is due in the next 2 s (long Retry-After waits
-                // and events queued behind them stay pending, with their reason).
+                // Done when nothing runs and nothing that may run is due in the next 2 s (long Retry-After waits,
+                // events queued behind them and events of a merchant whose breaker is open stay pending, with
+                // their reason).
                 try await h.waitUntil(
                     """
                     SELECT count(*) = 0 FROM flexcharge.outbox o
@@ -55,7 +62,9 @@ import TestSupport
                         OR (o.state = 'pending' AND o.next_attempt_at < now() + interval '2 seconds'
                             AND NOT EXISTS (SELECT 1 FROM flexcharge.outbox e
                                              WHERE e.merchant_id = o.merchant_id AND e.order_id = o.order_id
-                                               AND e.id < o.id AND e.state IN ('pending', 'running')))
+                                               AND e.id < o.id AND e.state IN ('pending', 'running'))
+                            AND NOT EXISTS (SELECT 1 FROM flexcharge.circuit_breakers b
+                                             WHERE b.merchant_id = o.merchant_id AND b.state <> 'closed'))
                     """, timeout: .seconds(45))
             }
             let elapsed = ContinuousClock.now - started
@@ -64,7 +73,9 @@ import TestSupport
                 SELECT o.id, o.kind, o.state, o.attempts, o.last_error, o.last_error_class, o.last_http_status, o.decision,
                        o.order_session_key, o.transaction_key, extract(epoch FROM o.next_attempt_at - now())::float8 AS wait_s,
                        EXISTS (SELECT 1 FROM flexcharge.outbox e WHERE e.merchant_id = o.merchant_id AND e.order_id = o.order_id
-                                 AND e.id < o.id AND e.state IN ('pending', 'running', 'awaiting_outcome')) AS queued
+                                 AND e.id < o.id AND e.state IN ('pending', 'running', 'awaiting_outcome')) AS queued,
+                       EXISTS (SELECT 1 FROM flexcharge.circuit_breakers b
+                                WHERE b.merchant_id = o.merchant_id AND b.state <> 'closed') AS held
                   FROM flexcharge.outbox o ORDER BY o.id
                 """).rows
             #expect(rows.count == ids.count)
@@ -82,7 +93,8 @@ import TestSupport
                 if !valid.contains(state) { problems.append("\(label): state \(state)") }
                 if ["failed", "dead"].contains(state), (error ?? "").isEmpty { problems.append("\(label): no reason") }
                 if state == "pending", attempts > 0, (error ?? "").isEmpty { problems.append("\(label): retrying without a reason") }
-                if state == "pending", attempts == 0, try row.decode("queued", as: Bool.self) == false {
+                if state == "pending", attempts == 0, try row.decode("queued", as: Bool.self) == false,
+                   try row.decode("held", as: Bool.self) == false, try row.decode("last_error_class", as: String?.self) != "breaker" {
                     problems.append("\(label): never tried, nothing before it")
                 }
                 if let error {
@@ -115,7 +127,9 @@ import TestSupport
             let calls = try ledger?.decode("calls", as: Int64.self) ?? 0
             let unbounded = try ledger?.decode("unbounded", as: Int64.self) ?? 0
             let capped = try ledger?.decode("capped", as: Int64.self) ?? 0
-            print("WorkerFuzzTests: \(rows.count) events, \(calls) attempts (\(capped) with a capped Retry-After), \(server.replyCount) replies in \(elapsed); states \(states.sorted { $0.key < $1.key })")
+            let breakers = try await h.session.query("SELECT coalesce(sum(trips), 0)::bigint AS trips FROM flexcharge.circuit_breakers")
+                .first?.decode("trips", as: Int64.self) ?? 0
+            print("WorkerFuzzTests: \(breakers) breaker trips, \(rows.count) events, \(calls) attempts (\(capped) with a capped Retry-After), \(server.replyCount) replies in \(elapsed); states \(states.sorted { $0.key < $1.key })")
             #expect(unbounded == 0, "attempt-ledger errors with control characters or over 2000 characters")
             #expect(problems.isEmpty, "seed \(seed):\n\(problems.prefix(30).joined(separator: "\n"))")
             #expect(calls >= Int64(rows.count) / 2, "the worker should have called the fake FlexCharge")
