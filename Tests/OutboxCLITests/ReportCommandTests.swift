@@ -81,8 +81,10 @@ import TestSupport
             #expect(list.stdout.contains("o8"))
             #expect(!list.stdout.contains("o9"))
 
-            // The dead evaluate o8 was first sent on 2026-11-20, long before now: requeued as a lookup
-            // only (never sent again), its first claim kept, the reason in its history.
+            // The dead evaluate o8 was first sent 25 h ago, past FlexCharge's idempotency window:
+            // requeued as a lookup only (never sent again), its first claim kept, the reason in its history.
+            // (The insert trigger stamps created_at, which the seed copies into first_claimed_at: set it here.)
+            try await session.execute("UPDATE flexcharge.outbox SET first_claimed_at = now() - interval '25 hours' WHERE id = $1", [ids[8]])
             let firstClaimed = try await session.query("SELECT first_claimed_at FROM flexcharge.outbox WHERE id = $1", [ids[8]]).first!.decode(0, as: Date?.self)
             let lookup = try await runCLI(["retry", String(ids[8]), "--actor", "bob"], environment: env)
             #expect(lookup.status == 0, "\(lookup.stderr)")
@@ -94,7 +96,7 @@ import TestSupport
             #expect(try requeued.decode("first_claimed_at", as: Date?.self) == firstClaimed)
             let note = try await session.query(
                 "SELECT error FROM flexcharge.attempts WHERE event_id = $1 AND action = 'operator_retry'", [ids[8]]).first!.decode(0, as: String.self)
-            #expect(note.contains("idempotency window") && note.contains("never sent again"))
+            #expect(note.contains("idempotency window") && note.contains("never sent again"), "\(note)")
             // The failed transmit o7 is requeued with its key, and the requeue is in its history.
             let keyBefore = try await session.query("SELECT idempotency_key FROM flexcharge.outbox WHERE id = $1", [ids[7]]).first!.decode(0, as: String.self)
             let retried = try await runCLI(["retry", String(ids[7]), "--actor", "bob"], environment: env)

@@ -140,6 +140,48 @@ import TestSupport
         }
     }
 
+    /// After a long outage, evaluates that died and were first sent more than 24 h ago: the
+    /// operator's retry requeues them as lookups (it used to refuse them). Found at FlexCharge: its
+    /// decision is recorded. Not found: dead again with the reason. Never sent again.
+    @Test func anOperatorsRetryOfAnEvaluatePastTheWindowLooksItUpAndNeverResendsIt() async throws {
+        try await WorkerHarness.with { h in
+            try await h.enrol("m1")
+            let found = try await h.insert("evaluate", order: "outage-found", payload: h.approvedCITEvaluate(order: "outage-found"))
+            let missing = try await h.insert("evaluate", order: "outage-missing", payload: h.approvedCITEvaluate(order: "outage-missing"))
+            try await h.session.execute(
+                """
+                UPDATE flexcharge.outbox SET state = 'dead', attempts = 12, next_action = 'send', completed_at = now(),
+                       first_claimed_at = now() - interval '25 hours', created_at = now() - interval '25 hours',
+                       last_error_class = 'retryable', last_error = 'HTTP 503 (attempts exhausted)'
+                 WHERE id = ANY($1::bigint[])
+                """, [[found, missing]])
+            let planted = h.sandbox.sandbox.plantOrder(SandboxOrderPlant(
+                mid: WorkerHarness.sandboxMerchant.mid, merchantOrderId: "outage-found", amountCents: 1500, status: 7,
+                decision: "APPROVED", charged: true))
+            let result = try await OperatorActions(session: h.session, actor: "ops").retryDead(merchant: "m1", since: nil)
+            #expect(Set(result.requeued) == [found, missing])
+            #expect(result.refused.isEmpty)
+            for id in [found, missing] {
+                let row = try await h.event(id)
+                #expect(try row.decode("next_action", as: String.self) == "lookup")
+                #expect(try row.decode("attempts", as: Int.self) == 0)
+            }
+            try await h.runWorker { try await h.waitUntilSettled() }
+
+            let resolved = try await h.event(found)
+            #expect(try resolved.decode("state", as: String.self) == "succeeded")
+            #expect(try resolved.decode("decision", as: String?.self) == "APPROVED")
+            #expect(try resolved.decode("order_session_key", as: String?.self) == planted)
+            let dead = try await h.event(missing)
+            #expect(try dead.decode("state", as: String.self) == "dead")
+            #expect(try dead.decode("last_error", as: String?.self)?.contains("idempotency window has passed") == true)
+            for id in [found, missing] {
+                #expect(try await h.attempts(id).map { try $0.decode("action", as: String.self) } == ["operator_retry", "lookup"])
+            }
+            #expect(h.sandbox.sandbox.ledger().requests.filter { $0.route == "POST /evaluate" }.isEmpty)
+        }
+    }
+
     @Test func oneMerchantsFailingCallsDoNotStopTheOthers() async throws {
         let failing = SandboxMerchant(
             mid: "44444444-4444-4444-8444-444444444444", appKey: "failing-app-key", appSecret: "failing-SECRET-value",
