@@ -1,5 +1,5 @@
 import Foundation
-import LibPQ
+@testable import LibPQ
 import Testing
 import TestSupport
 
@@ -17,6 +17,33 @@ import TestSupport
              WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND (\(filter))
             """, [database]
         ).rows.count
+    }
+
+    @Test func everyConnectionGetsKeepalivesAndAUserTimeoutUnlessTheURLSetsThem() async throws {
+        try await TestDatabase.with { db in
+            let plain = db.session()
+            try await plain.connect()
+            for (keyword, value) in PGConfiguration.connectionDefaults {
+                #expect(await plain.settledOption(keyword) == value, "\(keyword)")
+            }
+            // What the kernel has on the socket (TCP_KEEPIDLE 4, TCP_KEEPINTVL 5, TCP_KEEPCNT 6, TCP_USER_TIMEOUT 18).
+            #expect(await plain.tcpSocketOption(4) == 5)
+            #expect(await plain.tcpSocketOption(5) == 2)
+            #expect(await plain.tcpSocketOption(6) == 2)
+            #expect(await plain.tcpSocketOption(18) == 9000)
+            await plain.close()
+
+            let url = db.url + (db.url.contains("?") ? "&" : "?") + "keepalives_idle=30&tcp_user_timeout=0&connect_timeout=17"
+            let user = PGSession(configuration: PGConfiguration(url: url))
+            try await user.connect()
+            #expect(await user.settledOption("keepalives_idle") == "30")
+            #expect(await user.settledOption("connect_timeout") == "17")
+            #expect(await user.settledOption("keepalives_interval") == "2")
+            #expect(await user.tcpSocketOption(4) == 30)
+            #expect(await user.tcpSocketOption(18) == 0)
+            #expect(await user.settledOption("password") == nil)
+            await user.close()
+        }
     }
 
     @Test func theSessionStatementTimeoutIsAppliedUnlessTheURLSetsOne() async throws {

@@ -181,6 +181,11 @@ import TestSupport
             let transmits = sandbox.sandbox.ledger().requests.filter { $0.route == "POST /transmit" }.count
             #expect(transmits == 15, "FlexCharge got \(transmits) transmits for 15 events")
             let logs = recorder.all
+            var lineCounts: [String: Int] = [:]
+            for line in logs where !line.hasPrefix("info") && !line.hasPrefix("debug") && !line.hasPrefix("trace") {
+                lineCounts[String(line.prefix { $0 != "[" }), default: 0] += 1
+            }
+            print("stopped database: log lines at notice and above: \(lineCounts.sorted { $0.key < $1.key })")
             let down = logs.filter { $0.contains("database not answering") }
             let up = logs.filter { $0.contains("database answering again") }
             #expect(down.count == 1, "\(down)")

@@ -132,6 +132,22 @@ final class PGRawConnection {
         return StatementWait(giveUpAfter: limit, cancellable: cancellable && !Task.isCancelled, now: .now)
     }
 
+    /// The value libpq settled on for `keyword` on the open connection (for tests and diagnostics;
+    /// never the password).
+    func settledOption(_ keyword: String) -> String? {
+        guard let handle, keyword != "password" else { return nil }
+        return Self.option(handle, keyword)
+    }
+
+    /// An `IPPROTO_TCP` option of the connection's socket, as the kernel has it (for tests).
+    func tcpSocketOption(_ name: Int32) -> Int32? {
+        guard let handle else { return nil }
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(PQsocket(handle), Int32(IPPROTO_TCP), name, &value, &length) == 0 else { return nil }
+        return value
+    }
+
     func close() {
         if let handle { PQfinish(handle) }
         handle = nil

@@ -160,6 +160,13 @@ public actor PGSession {
         try run { () throws(PGError) in try connection.setStatementTimeout(timeout) }
     }
 
+    /// The value libpq settled on for a connection parameter of the open connection (never the
+    /// password), e.g. `keepalives_idle`.
+    func settledOption(_ keyword: String) -> String? { connection.settledOption(keyword) }
+
+    /// An `IPPROTO_TCP` socket option of the open connection, as the kernel has it.
+    func tcpSocketOption(_ name: Int32) -> Int32? { connection.tcpSocketOption(name) }
+
     /// True when the connection is open right now (it is reopened on next use otherwise).
     public var isConnected: Bool { connection.isOpen }
 
