@@ -47,6 +47,11 @@ extension EvaluateResponse: CheckedResponse {
         var copy = self
         copy.orderSessionKey = try identifier(orderSessionKey, "orderSessionKey")
         copy.orderId = try identifier(orderId, "orderId")
+        // Every evaluate answer names FlexCharge's order: without it the order can be neither looked up nor
+        // refunded, so an answer without one is malformed (the caller resolves it by its own order id).
+        guard copy.orderSessionKey != nil || copy.orderId != nil else {
+            throw ResponseProblem(reason: "no orderSessionKey or orderId in an evaluate answer")
+        }
         copy.status = SafeText.stored(status, limit: statusLimit)
         copy.result = SafeText.stored(result, limit: statusLimit)
         copy.senseKey = try identifier(senseKey, "senseKey")

@@ -130,6 +130,12 @@ import TestSupport
             let breakers = try await h.session.query("SELECT coalesce(sum(trips), 0)::bigint AS trips FROM flexcharge.circuit_breakers")
                 .first?.decode("trips", as: Int64.self) ?? 0
             print("WorkerFuzzTests: \(breakers) breaker trips, \(rows.count) events, \(calls) attempts (\(capped) with a capped Retry-After), \(server.replyCount) replies in \(elapsed); states \(states.sorted { $0.key < $1.key })")
+            // An evaluate answered without FlexCharge's order id could never be looked up: refused as malformed
+            // by the client (ambiguous, resolved by the gateway's order id), so none may wait for its outcome.
+            let unresolvable = try await h.session.query(
+                "SELECT count(*) AS n FROM flexcharge.outbox WHERE state = 'awaiting_outcome' AND order_session_key IS NULL")
+                .first?.decode("n", as: Int64.self) ?? 0
+            #expect(unresolvable == 0, "evaluates awaiting their outcome without an order id")
             #expect(unbounded == 0, "attempt-ledger errors with control characters or over 2000 characters")
             #expect(problems.isEmpty, "seed \(seed):\n\(problems.prefix(30).joined(separator: "\n"))")
             #expect(calls >= Int64(rows.count) / 2, "the worker should have called the fake FlexCharge")
