@@ -31,7 +31,10 @@
 --      routes its channels to two environments and only one is held) is given back by the
 --      worker before any call: pending again, its claim not counted as an attempt, due at the
 --      breaker's next probe time, last_error_class 'breaker'. No attempt-ledger row is written
---      (the ledger records calls, and none was made).
+--      (the ledger records calls, and none was made). Its first_claimed_at (where FlexCharge's
+--      idempotency window starts at the latest) is cleared only if the ledger shows no call ever
+--      made for it, so a hold never restarts the window of an event that may have reached
+--      FlexCharge.
 --
 -- The view flexcharge.breakers is what status, metrics and the gateway's ops read.
 --
@@ -221,5 +224,8 @@ $$;
 --   flexcharge_operator  reads the view (status) and the table; it changes nothing here: a breaker
 --                        closes by itself when a probe succeeds.
 GRANT SELECT, INSERT, UPDATE ON flexcharge.circuit_breakers TO flexcharge_worker;
+-- Giving back a held event clears its first_claimed_at only when the ledger shows no call was
+-- ever made for it (BreakerStore.holdBack): the worker reads which actions an event has had.
+GRANT SELECT (event_id, action) ON flexcharge.attempts TO flexcharge_worker;
 GRANT SELECT ON flexcharge.circuit_breakers TO flexcharge_operator;
 GRANT SELECT ON flexcharge.breakers TO flexcharge_worker, flexcharge_operator;

@@ -219,6 +219,20 @@ import TestSupport
                 let reason: String? = try await h.session.query(
                     "SELECT last_error FROM flexcharge.outbox WHERE merchant_id = 'failing' AND last_error_class = 'breaker' LIMIT 1").first?.decode(0)
                 #expect(reason?.contains("no attempt counted") == true)
+                // A hold restarts no idempotency window: an event with a call keeps its first claim; one
+                // never sent has none (its window starts when it is first sent).
+                let windows = try await h.session.query(
+                    """
+                    SELECT count(*) FILTER (WHERE called AND first_claimed_at IS NULL)::bigint AS lost,
+                           count(*) FILTER (WHERE NOT called AND first_claimed_at IS NOT NULL)::bigint AS early,
+                           count(*) FILTER (WHERE called)::bigint AS called
+                      FROM (SELECT o.first_claimed_at,
+                                   EXISTS (SELECT 1 FROM flexcharge.attempts a WHERE a.event_id = o.id) AS called
+                              FROM flexcharge.outbox o WHERE o.merchant_id = 'failing' AND o.state = 'pending') e
+                    """).first!
+                #expect(try windows.decode("lost", as: Int.self) == 0)
+                #expect(try windows.decode("early", as: Int.self) == 0)
+                #expect(try windows.decode("called", as: Int.self) > 0)
 
                 h.sandbox.sandbox.setFaults([])
                 try await h.waitUntilSettled(timeout: .seconds(20))

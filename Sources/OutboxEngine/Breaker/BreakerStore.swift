@@ -69,16 +69,23 @@ public struct BreakerStore: Sendable {
     }
 
     /// Gives back an event its breaker holds, before any call: pending again at `until`, its claim
-    /// not counted as an attempt, no attempt-ledger row (no call was made). `first_claimed_at` is
-    /// kept: FlexCharge's idempotency window is never restarted by a hold. Only a row this worker
-    /// still leases is touched.
+    /// not counted as an attempt, no attempt-ledger row (no call was made). `first_claimed_at`
+    /// (where FlexCharge's idempotency window starts at the latest) is cleared only when the ledger
+    /// shows no call ever made for the event (no send, lookup or expired lease): the attempts
+    /// counter cannot tell, an operator's retry sets it to 0. So a hold never restarts the window of
+    /// an event that may have reached FlexCharge, and an evaluate held through a long outage before
+    /// its first call keeps its full window. Only a row this worker still leases is touched.
     public func holdBack(_ eventID: Int64, worker: String, until: Date, reason: String, on session: PGSession) async throws {
         try await session.execute(
             """
-            UPDATE flexcharge.outbox
-               SET state = 'pending', attempts = greatest(attempts - 1, 0), lease_owner = NULL, lease_expires_at = NULL,
+            UPDATE flexcharge.outbox o
+               SET state = 'pending', attempts = greatest(o.attempts - 1, 0), lease_owner = NULL, lease_expires_at = NULL,
+                   first_claimed_at = CASE WHEN EXISTS (
+                                               SELECT 1 FROM flexcharge.attempts a
+                                                WHERE a.event_id = o.id AND a.action IN ('send', 'lookup', 'lease_expired'))
+                                           THEN o.first_claimed_at END,
                    next_attempt_at = greatest($3, now()), last_error_class = 'breaker', last_error = $4, updated_at = now()
-             WHERE id = $1 AND state = 'running' AND lease_owner = $2
+             WHERE o.id = $1 AND o.state = 'running' AND o.lease_owner = $2
             """, [eventID, worker, until, reason])
     }
 
