@@ -158,6 +158,29 @@ import TestSupport
         }
     }
 
+    @Test func aReconnectIsLoggedOnceAndNeverWithTheConninfo() async throws {
+        try await TestDatabase.with { db in
+            let recorder = LogRecorder()
+            let session = PGSession(configuration: db.configuration, name: "logged", logger: recorder.logger)
+            let admin = db.session("admin")
+            let pid = try await session.query("SELECT pg_backend_pid() AS pid").first!.decode("pid", as: Int32.self)
+            try await admin.execute("SELECT pg_terminate_backend($1)", [pid])
+            try await Task.sleep(for: .milliseconds(200))
+            try await session.execute("SELECT 1")  // reconnects first
+            try await session.execute("SELECT 1")
+            #expect(await session.connectionGeneration == 2)
+            let lines = recorder.all
+            #expect(lines.filter { $0.contains("lost the connection to PostgreSQL; reconnecting on next use") }.count == 1, "\(lines)")
+            #expect(lines.filter { $0.contains("reconnected to PostgreSQL") && $0.contains("logged") }.count == 1, "\(lines)")
+            #expect(lines.count == 2, "\(lines)")
+            #expect(!lines.contains { $0.contains(db.url) || $0.contains(":flexcharge@") })
+            await session.close()
+            _ = try? await session.execute("SELECT 1")
+            #expect(recorder.all.count == 2, "a closed session logs nothing")
+            await admin.close()
+        }
+    }
+
     @Test func aPinnedSessionDoesNotReconnectBehindItsOwnersBack() async throws {
         try await TestDatabase.with { db in
             let session = db.session("pinned")

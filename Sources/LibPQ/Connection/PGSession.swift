@@ -180,8 +180,8 @@ public actor PGSession {
     /// Makes sure a usable connection is there, or throws: reconnects (and re-LISTENs) where that
     /// loses nothing, fails where it would.
     private func prepare() throws(PGError) {
-        let alive = state.closed ? false : connection.checkAlive()
-        if !alive { noteLost(nil) }
+        let alive = !state.closed && connection.checkAlive()
+        if !alive && !state.closed { noteLost(nil) }
         switch state.beforeStatement(connectionOpen: alive) {
         case .proceed:
             return
