@@ -1,8 +1,11 @@
+import AsyncHTTPClient
 import FlexChargeAPI
 import FlexChargeSandbox
 import Foundation
 import LibPQ
 import Logging
+import NIOCore
+import NIOHTTP1
 import OutboxEngine
 import ServiceLifecycle
 import Testing
@@ -202,6 +205,65 @@ import TestSupport
         await victim.close()
         await h.session.close()
         await sandbox.stop()
+        try await cluster.stop()
+    }
+    /// The worker process's `/readyz` over HTTP while its database is stopped (a cluster of this
+    /// test's own): 503 with the reason within seconds, 200 again after SIGCONT, and the operator's
+    /// log says so once each way.
+    @Test(.timeLimit(.minutes(2))) func readyzOfTheWorkerProcessFollowsAStoppedDatabase() async throws {
+        let cluster = try await ThrowawayCluster.start(name: "sigstop-readyz")
+        let db = try await cluster.migratedDatabase()
+        let port = try freeTCPPort()
+        var environment = ProcessInfo.processInfo.environment
+        environment["DATABASE_URL"] = db.url
+        environment["FLEXCHARGE_CREDENTIALS_KEY"] = WorkerHarness.keyBase64
+        let worker = try ChildProcess(PackagePaths.executable("flexcharge-outbox"), [
+            "worker", "--sandbox-url", "http://127.0.0.1:9", "--http-port", String(port), "--http-host", "127.0.0.1",
+        ], environment: environment)
+        func readyz() async -> (Int, String)? {
+            guard let response = try? await HTTPClient.shared.execute(
+                HTTPClientRequest(url: "http://127.0.0.1:\(port)/readyz"), timeout: .seconds(2)),
+                let body = try? await response.body.collect(upTo: 1 << 16)
+            else { return nil }
+            return (Int(response.status.code), String(buffer: body))
+        }
+        func waitFor(status: Int, within limit: Duration) async -> (Duration, String)? {
+            let started = ContinuousClock.now
+            while ContinuousClock.now - started < limit {
+                if let (code, body) = await readyz(), code == status { return (ContinuousClock.now - started, body) }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+            return nil
+        }
+        var frozen = false
+        do {
+            #expect(await waitFor(status: 200, within: .seconds(20)) != nil, "the worker never became ready")
+            try cluster.freeze()
+            frozen = true
+            let unready = await waitFor(status: 503, within: .seconds(15))
+            try await Task.sleep(for: .seconds(3))
+            let stillUnready = await readyz()
+            try cluster.thaw()
+            frozen = false
+            let ready = await waitFor(status: 200, within: .seconds(15))
+            print("worker process /readyz: 503 after \(unready.map { "\($0.0)" } ?? "never") (\(unready?.1.trimmingCharacters(in: .newlines) ?? "")); 200 again \(ready.map { "\($0.0)" } ?? "never") after SIGCONT")
+            #expect(unready.map { $0.0 < .seconds(10) } == true)
+            #expect(unready?.1.hasPrefix("not ready: the database is not answering: PostgreSQL did not answer within") == true, "\(String(describing: unready))")
+            #expect(stillUnready?.0 == 503)
+            #expect(ready.map { $0.0 < .seconds(10) } == true)
+            worker.send(SIGTERM)
+            #expect(await worker.wait().status == 0)
+            let output = worker.stdout + worker.stderr
+            #expect(output.components(separatedBy: "database not answering; /readyz reports not ready until it does").count == 2, "\(output.suffix(3000))")
+            #expect(output.components(separatedBy: "database answering again; ready").count == 2, "\(output.suffix(3000))")
+            #expect(!output.contains("flexcharge:flexcharge@"))
+        } catch {
+            if frozen { try? cluster.thaw() }
+            worker.send(SIGKILL)
+            _ = await worker.wait()
+            try? await cluster.stop()
+            throw error
+        }
         try await cluster.stop()
     }
 }
