@@ -4,7 +4,12 @@ import Foundation
 /// like `2026-11-26 13:54:14.123456+00`; parsing is by hand because it is on hot paths.
 extension Date: PGCodable {
     public var pgText: String? {
-        let micros = Int64((timeIntervalSince1970 * 1_000_000).rounded())
+        // Dates beyond PostgreSQL's range (or not finite) become ±infinity instead of trapping on the
+        // conversion: such a date can come from outside (an absurd Retry-After, an expiry far away).
+        guard let micros = Int64(exactly: (timeIntervalSince1970 * 1_000_000).rounded()),
+              micros > Int64.min / 2, micros < Int64.max / 2 else {
+            return timeIntervalSince1970 > 0 ? "infinity" : "-infinity"
+        }
         var seconds = micros / 1_000_000
         var fraction = micros % 1_000_000
         if fraction < 0 {
@@ -46,6 +51,7 @@ extension Date: PGCodable {
         guard bytes.count >= 19 else { return nil }
         func number(_ from: Int, _ count: Int) -> Int64? {
             var value: Int64 = 0
+            guard from >= 0, from + count <= bytes.count else { return nil }
             for i in from..<(from + count) {
                 let b = bytes[i]
                 guard b >= 48 && b <= 57 else { return nil }

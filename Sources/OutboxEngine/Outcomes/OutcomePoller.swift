@@ -78,8 +78,7 @@ struct OutcomePoller: Sendable {
             guard let sealed = outcome.credentials else {
                 throw CredentialError("merchant \(outcome.merchantID) has no \(outcome.environment) credentials")
             }
-            credentials = MerchantCredentials(
-                mid: sealed.mid, appKey: try sealer.open(sealed.appKey), appSecret: try sealer.open(sealed.appSecret))
+            credentials = try sealer.apiCredentials(sealed)
         } catch {
             lookup.failureClass = "config"
             lookup.error = "\(error)"

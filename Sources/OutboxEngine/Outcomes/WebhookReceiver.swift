@@ -55,7 +55,7 @@ public struct WebhookReceiver: Sendable {
         do {
             keys = try await subscriberKeys(merchantID)
         } catch {
-            logger.error("webhook: could not read keys", metadata: ["merchant_id": "\(merchantID)", "error": "\(error)"])
+            logger.error("webhook: could not read keys", metadata: ["merchant_id": "\(SafeText.forLog(merchantID))", "error": "\(error)"])
             return Reply(status: 500, message: "temporarily unavailable")
         }
         guard !keys.isEmpty else { return refuse("unknown merchant or no webhook key", merchant: merchantID) }
@@ -86,7 +86,8 @@ public struct WebhookReceiver: Sendable {
         do {
             let result = try await session.withTransaction { tx in try Self.record(delivery, tx: tx) }
             var metadata: Logger.Metadata = [
-                "merchant_id": "\(merchantID)", "event": "\(event)", "order_id": "\(orderID)", "result": "\(result)",
+                "merchant_id": "\(SafeText.forLog(merchantID))", "event": "\(SafeText.forLog(event))",
+                "order_id": "\(SafeText.forLog(orderID))", "result": "\(result)",
             ]
             if delivery.isResent { metadata["resent"] = "true" }
             metadata["environment"] = "\(environment)"
@@ -103,13 +104,13 @@ public struct WebhookReceiver: Sendable {
             case .recorded: return Reply(status: 200, message: "recorded")
             }
         } catch {
-            logger.error("webhook: could not record", metadata: ["merchant_id": "\(merchantID)", "error": "\(error)"])
+            logger.error("webhook: could not record", metadata: ["merchant_id": "\(SafeText.forLog(merchantID))", "error": "\(error)"])
             return Reply(status: 500, message: "temporarily unavailable")
         }
     }
 
     private func refuse(_ reason: String, merchant: String?) -> Reply {
-        logger.warning("webhook refused", metadata: ["merchant_id": "\(merchant ?? "-")", "reason": "\(reason)"])
+        logger.warning("webhook refused", metadata: ["merchant_id": "\(merchant.map { SafeText.forLog($0) } ?? "-")", "reason": "\(reason)"])
         return Reply(status: 401, message: "unauthorized")
     }
 
