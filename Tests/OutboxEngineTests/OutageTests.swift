@@ -1,7 +1,9 @@
+import AsyncHTTPClient
 import FlexChargeAPI
 import FlexChargeSandbox
 import Foundation
 import LibPQ
+import NIOCore
 import OutboxEngine
 import Testing
 import TestSupport
@@ -179,6 +181,47 @@ import TestSupport
                 #expect(try await h.attempts(id).map { try $0.decode("action", as: String.self) } == ["operator_retry", "lookup"])
             }
             #expect(h.sandbox.sandbox.ledger().requests.filter { $0.route == "POST /evaluate" }.isEmpty)
+        }
+    }
+
+    /// The real worker process, its breaker set through FLEXCHARGE_BREAKER_*: an outage opens the
+    /// breaker and /metrics counts it (one series per environment and state, never per merchant).
+    @Test func theWorkerProcessPublishesBreakersPerStateInMetrics() async throws {
+        try await WorkerHarness.with { h in
+            try await h.enrol("m1")
+            h.sandbox.sandbox.setFaults([FaultRule(route: "*", kind: .status, status: 503, probability: 1)])
+            for i in 0..<8 {
+                try await h.insert("transmit", order: "metrics-\(i)", payload: SamplePayloads.transmit(orderID: "metrics-\(i)", amountCents: 900, declined: false))
+            }
+            let port = try freeTCPPort()
+            var environment = ProcessInfo.processInfo.environment
+            environment["DATABASE_URL"] = h.db.url
+            environment["FLEXCHARGE_CREDENTIALS_KEY"] = WorkerHarness.keyBase64
+            environment["FLEXCHARGE_BREAKER_FAILURES"] = "3"
+            environment["FLEXCHARGE_BREAKER_PROBE_SECONDS"] = "600"
+            environment["FLEXCHARGE_BREAKER_REFRESH_SECONDS"] = "0.2"
+            let worker = try ChildProcess(PackagePaths.executable("flexcharge-outbox"), [
+                "worker", "--sandbox-url", h.sandbox.environment.baseURL, "--http-port", String(port), "--http-host", "127.0.0.1",
+                "--poll-interval-ms", "100", "--concurrency", "2", "--backoff-base-ms", "20", "--backoff-cap-seconds", "0.2",
+            ], environment: environment)
+            try await h.waitUntil("SELECT EXISTS (SELECT 1 FROM flexcharge.breakers WHERE merchant_id = 'm1' AND state = 'open')")
+            var series: [String] = []
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline {
+                let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(5))
+                let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+                series = body.split(separator: "\n").map(String.init).filter { $0.hasPrefix("flexcharge_outbox_breakers{") }
+                if series.contains(where: { $0.contains(#"state="open""#) && $0.contains(#"environment="sandbox""#) && ($0.hasSuffix(" 1") || $0.hasSuffix(" 1.0")) }) { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            worker.send(SIGTERM)
+            #expect(await worker.wait().status == 0)
+            #expect(series.count == 6, "\(series)")  // 2 environments x 3 states
+            #expect(series.contains { $0.contains(#"state="open""#) && $0.contains(#"environment="sandbox""#) && ($0.hasSuffix(" 1") || $0.hasSuffix(" 1.0")) }, "\(series)")
+            #expect(!series.contains { $0.contains("m1") })
+            // Three calls failed, then the breaker held the rest: no event spent more than one attempt.
+            let figures = try await Self.figures(h, merchants: ["m1"])
+            #expect(figures.dead == 0 && figures.maxAttempts == 1, "\(figures)")
         }
     }
 

@@ -32,18 +32,15 @@ public final class BreakerBoard: Sendable {
         self.logger = logger
     }
 
-    /// Re-reads the breakers every `refreshInterval` and publishes the gauge every 10 s, until cancelled.
+    /// Re-reads the breakers and publishes the gauge every `refreshInterval` (two statements on a
+    /// table of one row per merchant and environment that ever failed), until cancelled.
     func run() async {
         guard policy.enabled else { return }
-        var lastMetrics = ContinuousClock.now - .seconds(60)
         while !Task.isCancelled {
             do {
                 let active = try await store.active(on: session)
                 known.withLock { $0 = active }
-                if ContinuousClock.now - lastMetrics >= .seconds(10) {
-                    lastMetrics = ContinuousClock.now
-                    BreakerMetrics.publish(try await store.counts(on: session))
-                }
+                BreakerMetrics.publish(try await store.counts(on: session))
             } catch {
                 logger.warning("could not read the circuit breakers", metadata: ["error": "\(error)"])
             }

@@ -1,6 +1,6 @@
 import Metrics
 
-/// `flexcharge_outbox_breakers{environment, state}`: how many circuit breakers are closed, open
+/// `flexcharge_outbox_breakers{environment, state}` (``WorkerMetrics/breakers``): how many circuit breakers are closed, open
 /// or half_open per FlexCharge environment. Bounded: 2 environments x 3 states, never one series
 /// per merchant (which merchants are held is in `flexcharge-outbox status` and the view
 /// `flexcharge.breakers`).
@@ -11,7 +11,7 @@ enum BreakerMetrics {
         for environment in environments {
             for phase in CircuitBreaker.Phase.allCases {
                 let count = counts.first { $0.environment == environment && $0.state == phase.rawValue }?.count ?? 0
-                Gauge(label: "flexcharge_outbox_breakers", dimensions: [("environment", environment), ("state", phase.rawValue)])
+                Gauge(label: WorkerMetrics.breakers, dimensions: [("environment", environment), ("state", phase.rawValue)])
                     .record(count)
             }
         }

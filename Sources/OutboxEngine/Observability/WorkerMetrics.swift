@@ -10,6 +10,8 @@ enum WorkerMetrics {
     private static let counters = Mutex<[String: Counter]>([:])
     private static let timers = Mutex<[String: Timer]>([:])
     private static let gauges = Mutex<[String: Gauge]>([:])
+    /// Circuit breakers per environment and state (published by Breaker/BreakerMetrics.swift).
+    static let breakers = "flexcharge_outbox_breakers"
 
     static func claimed(_ events: [ClaimedEvent]) {
         var perLane: [String: Int] = [:]
