@@ -225,6 +225,26 @@ import TestSupport
         }
     }
 
+    /// A breaker left open with no event waiting still closes: the refresh loop probes it, once.
+    @Test func anOpenBreakerWithNoEventsClosesByItsOwnProbe() async throws {
+        try await WorkerHarness.with { h in
+            try await h.enrol("quiet")
+            try await h.session.execute(
+                """
+                INSERT INTO flexcharge.circuit_breakers (merchant_id, environment, state, failures, trips, opened_at, retry_at, last_error)
+                VALUES ('quiet', 'sandbox', 'open', 5, 1, now() - interval '1 hour', now() - interval '1 second', 'send: HTTP 503')
+                """)
+            try await h.runWorker(Self.compressed(h)) {
+                try await h.waitUntil("SELECT state = 'closed' FROM flexcharge.breakers WHERE merchant_id = 'quiet'", timeout: .seconds(10))
+            }
+            let probes = h.sandbox.sandbox.ledger().requests.filter { $0.route == "GET /orders" }
+            #expect(probes.count == 1)
+            let row = try await h.session.query("SELECT trips, closed_at IS NOT NULL AS closed FROM flexcharge.circuit_breakers WHERE merchant_id = 'quiet'").first!
+            #expect(try row.decode("trips", as: Int.self) == 1)
+            #expect(try row.decode("closed", as: Bool.self))
+        }
+    }
+
     @Test func oneMerchantsFailingCallsDoNotStopTheOthers() async throws {
         let failing = SandboxMerchant(
             mid: "44444444-4444-4444-8444-444444444444", appKey: "failing-app-key", appSecret: "failing-SECRET-value",

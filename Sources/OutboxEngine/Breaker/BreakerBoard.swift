@@ -6,7 +6,10 @@ import Synchronization
 
 /// A worker's side of the shared circuit breakers: what it knows of them (re-read every
 /// `refreshInterval`, and updated at once by its own reports), the outcomes it reports, the events
-/// it gives back while a breaker holds them, and the probe it makes when a breaker's time comes.
+/// it gives back while a breaker holds them, and the probe it makes when a breaker's time comes
+/// (from its refresh loop, so a breaker closes even when none of its events is due; or when a call
+/// slot meets an event of a breaker whose probe is due). Every worker may try; the
+/// compare-and-set lets one probe go per breaker.
 ///
 /// Nothing is written while FlexCharge is healthy: a success is reported only when its breaker is
 /// counting failures. It uses its own connection (`breaker`).
@@ -19,6 +22,8 @@ public final class BreakerBoard: Sendable {
     private let credentials: CredentialCache
     private let logger: Logger
     private let known = Mutex<[BreakerKey: CircuitBreaker]>([:])
+    /// Breakers this worker is probing from its refresh loop (at most one probe task each).
+    private let probing = Mutex<Set<BreakerKey>>([])
 
     init(
         policy: BreakerPolicy, worker: String, database: PGConfiguration, clients: [String: FlexChargeClient],
@@ -36,17 +41,38 @@ public final class BreakerBoard: Sendable {
     /// table of one row per merchant and environment that ever failed), until cancelled.
     func run() async {
         guard policy.enabled else { return }
-        while !Task.isCancelled {
-            do {
-                let active = try await store.active(on: session)
-                known.withLock { $0 = active }
-                BreakerMetrics.publish(try await store.counts(on: session))
-            } catch {
-                logger.warning("could not read the circuit breakers", metadata: ["error": "\(error)"])
+        await withDiscardingTaskGroup { probes in
+            while !Task.isCancelled {
+                do {
+                    let active = try await store.active(on: session)
+                    known.withLock { $0 = active }
+                    BreakerMetrics.publish(try await store.counts(on: session))
+                    let now = Date()
+                    for (key, breaker) in active where breaker.mayProbe(at: now) {
+                        guard probing.withLock({ $0.insert(key).inserted }) else { continue }
+                        probes.addTask {
+                            await self.probeDue(key)
+                            _ = self.probing.withLock { $0.remove(key) }
+                        }
+                    }
+                } catch {
+                    logger.warning("could not read the circuit breakers", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: policy.refreshInterval)
             }
-            try? await Task.sleep(for: policy.refreshInterval)
+            probes.cancelAll()
         }
         await session.close()
+    }
+
+    /// A probe from the refresh loop, with the merchant's stored API credentials.
+    private func probeDue(_ key: BreakerKey) async {
+        do {
+            let sealed = try await SealedCredentials.load(.api, merchantID: key.merchantID, environment: key.environment, on: session).first
+            _ = await probe(key, sealed: sealed, orderID: nil)
+        } catch {
+            logger.warning("could not read credentials for a breaker's probe", metadata: ["breaker": "\(key)", "error": "\(error)"])
+        }
     }
 
     /// The breaker as this worker last saw it.
@@ -60,7 +86,7 @@ public final class BreakerBoard: Sendable {
         let key = BreakerKey(merchantID: event.merchantID, environment: event.environment)
         guard var breaker = breaker(key), breaker.isHolding(at: Date()) else { return true }
         if breaker.mayProbe(at: Date()) {
-            switch await probe(key, with: event) {
+            switch await probe(key, sealed: event.credentials, orderID: event.orderID) {
             case .some(let after): breaker = after
             case .none: return true  // could not probe (no credentials): let the event fail on its own
             }
@@ -94,21 +120,22 @@ public final class BreakerBoard: Sendable {
         await apply(input, to: key)
     }
 
-    /// Claims the probe (one worker wins across all), makes one read-only call with the event's
-    /// merchant credentials, and records the result. Returns the breaker afterwards, or nil when
-    /// no probe could be made.
-    private func probe(_ key: BreakerKey, with event: ClaimedEvent) async -> CircuitBreaker? {
+    /// Claims the probe (one worker wins across all), makes one read-only call (an order search,
+    /// one result, with the merchant's credentials), and records the result. Returns the breaker
+    /// afterwards, or nil when no probe can be made (no client or credentials for it: the breaker
+    /// is left as it is, and the events fail on their own as a configuration problem).
+    private func probe(_ key: BreakerKey, sealed: SealedCredentials?, orderID: String?) async -> CircuitBreaker? {
+        guard let client = clients[key.environment], let sealed, let merchant = try? credentials.credentials(for: sealed) else {
+            return nil
+        }
         let owner = "\(worker)#\(UUID().uuidString.prefix(8).lowercased())"
         guard let claimed = await apply(.probeStarted(owner: owner), to: key) else { return breaker(key) }
         guard claimed.phase == .halfOpen, claimed.probeOwner == owner else { return claimed }
-        guard let client = clients[key.environment], let merchant = try? credentials.credentials(for: event) else {
-            return await apply(.probeFailed(owner: owner, reason: "probe: no client or credentials"), to: key) ?? claimed
-        }
         let since = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-3600))
         let result: CircuitBreaker.Input
         do {
             _ = try await client.orders(
-                query: OrdersQuery(from: since, mid: merchant.mid, pageSize: 1, pageNumber: 1, query: event.orderID),
+                query: OrdersQuery(from: since, mid: merchant.mid, pageSize: 1, pageNumber: 1, query: orderID),
                 credentials: merchant)
             result = .probeSucceeded(owner: owner)
         } catch let error as FlexChargeError {
