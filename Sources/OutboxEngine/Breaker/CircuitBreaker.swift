@@ -157,7 +157,8 @@ public struct CircuitBreaker: Sendable, Equatable {
         retryAt = now.addingTimeInterval(policy.probeInterval.seconds)
     }
 
-    /// True when events of this breaker must not be sent or looked up now.
+    /// True when events of this breaker must not be sent or looked up now: whenever it is not
+    /// closed (past `retryAt` too: then a probe, not an event, finds out whether FlexCharge is back).
     public func isHolding(at now: Date) -> Bool {
         phase != .closed
     }

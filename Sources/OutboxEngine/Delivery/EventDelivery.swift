@@ -12,7 +12,10 @@ import Logging
 ///   504) is looked up before anything is sent again: evaluates by the gateway's order id,
 ///   follow-ups by their FlexCharge order (``FollowUpVerdict``); transmits are sent again;
 /// - an evaluate is never re-sent once FlexCharge's idempotency window for its key has passed:
-///   it is looked up, and if FlexCharge has no such order it goes `dead` for an operator.
+///   it is looked up, and if FlexCharge has no such order it goes `dead` for an operator;
+/// - while FlexCharge fails for a merchant and environment (its circuit breaker, ``BreakerBoard``,
+///   is open) nothing is sent or looked up for it: ``admit(_:)`` gives the event back without
+///   counting an attempt. Which lookup or send comes next is unchanged by the hold.
 struct EventDelivery: Sendable {
     let clients: [String: FlexChargeClient]
     let credentials: CredentialCache
