@@ -46,7 +46,13 @@ struct HTTPExchange: Sendable {
             + bounded.components.attoseconds / 1_000_000_000)
         let task = httpClient.execute(request: request, delegate: delegate, deadline: deadline, logger: Self.silentLogger)
         do {
-            let reply = try await task.futureResult.get()
+            // A cancelled caller (shutdown past its grace period) cancels the request at once; how far it got
+            // decides the class as for any other failure (sent: ambiguous, looked up before any resend).
+            let reply = try await withTaskCancellationHandler {
+                try await task.futureResult.get()
+            } onCancel: {
+                task.cancel()
+            }
             return Reply(status: reply.status, headers: reply.headers, body: reply.body,
                          latency: ContinuousClock.now - started)
         } catch {

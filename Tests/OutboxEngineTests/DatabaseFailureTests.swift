@@ -193,12 +193,10 @@ import TestSupport
             let leaseLost = recorder.all.filter { $0.contains("lease lost before the outcome was written") }.count
             print("stopped database: attempt rows written twice for \(duplicated), 'lease lost' warnings: \(leaseLost)")
             // An outcome batch sent to the stopped server is given up (its answer never came), but the
-            // server runs it when it resumes; the writer's retry then inserts its attempt rows again
-            // (OutboxStore.record is not idempotent). Known; for the Store's owner to fix.
-            withKnownIssue("OutboxStore.record inserts the attempt rows again when an earlier try committed without an answer",
-                           isIntermittent: true) {
-                #expect(duplicated.isEmpty, "attempt rows written twice: \(duplicated)")
-            }
+            // server runs it when it resumes; the writer's retry must then find it recorded, not insert
+            // its attempt rows again (OutboxStore.record is idempotent).
+            #expect(duplicated.isEmpty, "attempt rows written twice: \(duplicated)")
+            #expect(leaseLost == 0, "'lease lost' warnings: \(leaseLost)")
             let transmits = sandbox.sandbox.ledger().requests.filter { $0.route == "POST /transmit" }.count
             #expect(transmits == 15, "FlexCharge got \(transmits) transmits for 15 events")
             let logs = recorder.all

@@ -132,7 +132,7 @@ import TestSupport
                            httpStatus: 400, failureClass: "permanent", error: "bad", outcome: .failed, fieldErrors: #"{"a": ["b"]}"#),
             ], worker: "w1", on: worker)
             #expect(written.count == 3)
-            _ = try await store.rescueExpiredLeases(maxAttempts: 3, on: worker)
+            _ = try await store.rescueExpiredLeases(maxAttempts: 3, hold: .seconds(1), on: worker)
             _ = try await store.laneDepths(on: worker)
             _ = try await worker.query("SELECT * FROM flexcharge.worker_leases")
 

@@ -53,11 +53,19 @@ public struct OutboxStore: Sendable {
     }
 
     /// Writes a batch of completions in one statement (so one transaction): each event's new
-    /// state and its attempt-ledger row. An event whose lease this worker no longer holds (it
-    /// expired and another worker took it) keeps its state; its attempt is still recorded.
-    /// Returns the ids whose state was written.
+    /// state and its attempt-ledger row. Returns the ids whose outcome is in place.
+    ///
+    /// An outcome is written only for the attempt it belongs to (`attempts` still equals the
+    /// completion's attempt) and only while no other worker can have taken the event over: it is
+    /// still `running` under this worker's lease, or its lease expired and the rescue returned it to
+    /// `pending` but nobody has claimed it since (the rescue holds it back a few seconds for exactly
+    /// this, see migrations/0014). Otherwise the event keeps its state and only the attempt is
+    /// recorded. Idempotent: a batch that was committed but whose answer was lost (the database
+    /// stopped) and is sent again inserts no second ledger row, and its ids count as written.
     @discardableResult
-    public func record(_ completions: [Completion], worker: String, on session: PGSession) async throws -> Set<Int64> {
+    public func record(
+        _ completions: [Completion], worker: String, on session: PGSession, timeout: Duration? = nil
+    ) async throws -> Set<Int64> {
         guard !completions.isEmpty else { return [] }
         var ids: [Int64] = [], attempts: [Int] = [], actions: [String] = [], environments: [String] = []
         var started: [Date] = [], finished: [Date] = [], latencies: [Double] = [], statuses: [Int?] = []
@@ -99,13 +107,21 @@ public struct OutboxStore: Sendable {
                          failure_class, error, state, next_action, retry_at, transaction_key,
                          order_session_key, decision, field_errors)
             ),
+            fresh AS (
+                -- Completions not recorded yet (a retried batch may have been committed already).
+                SELECT i.* FROM input i
+                 WHERE NOT EXISTS (SELECT 1 FROM flexcharge.attempts a
+                                    WHERE a.event_id = i.id AND a.attempt = i.attempt AND a.worker = $1
+                                      AND a.started_at = i.started_at)
+            ),
             ledger AS (
                 INSERT INTO flexcharge.attempts (event_id, attempt, action, worker, environment, started_at,
                                                  finished_at, latency_ms, http_status, failure_class, error)
                 SELECT id, attempt, action, $1, environment, started_at, finished_at, latency_ms, http_status,
                        failure_class, error
-                  FROM input
-            )
+                  FROM fresh
+            ),
+            written AS (
             UPDATE flexcharge.outbox o
                SET state             = i.state,
                    next_action       = i.next_action,
@@ -121,12 +137,19 @@ public struct OutboxStore: Sendable {
                    field_errors      = i.field_errors,
                    completed_at      = CASE WHEN i.state = 'pending' THEN NULL ELSE now() END,
                    updated_at        = now()
-              FROM input i
-             WHERE o.id = i.id AND o.state = 'running' AND o.lease_owner = $1
+              FROM fresh i
+             WHERE o.id = i.id AND o.attempts = i.attempt
+               AND ((o.state = 'running' AND o.lease_owner = $1)
+                    OR (o.state = 'pending' AND o.lease_owner IS NULL AND o.last_error_class = 'lease_expired'))
             RETURNING o.id
+            )
+            SELECT id FROM written
+            UNION ALL
+            SELECT id FROM input WHERE id NOT IN (SELECT id FROM fresh)
             """,
             [worker, ids, attempts, actions, environments, started, finished, latencies, statuses, classes, errors,
-             states, nextActions, retryAt, transactionKeys, sessionKeys, decisions, fieldErrors])
+             states, nextActions, retryAt, transactionKeys, sessionKeys, decisions, fieldErrors],
+            timeout: timeout)
         return Set(try result.rows.map { try $0.decode("id", as: Int64.self) })
     }
 
@@ -148,7 +171,7 @@ public struct OutboxStore: Sendable {
     /// not counted as an attempt (and a first claim leaves no `first_claimed_at`: nothing was sent,
     /// so FlexCharge's idempotency window has not started). Only rows this worker still leases
     /// are touched.
-    public func release(_ ids: [Int64], worker: String, on session: PGSession) async throws {
+    public func release(_ ids: [Int64], worker: String, on session: PGSession, timeout: Duration? = nil) async throws {
         guard !ids.isEmpty else { return }
         try await session.execute(
             """
@@ -158,13 +181,18 @@ public struct OutboxStore: Sendable {
                    lease_expires_at = NULL, next_attempt_at = now(), updated_at = now()
              WHERE id = ANY($1::bigint[]) AND state = 'running' AND lease_owner = $2
             """,
-            [ids, worker])
+            [ids, worker], timeout: timeout)
     }
 
-    /// Returns expired leases to pending (see `flexcharge.rescue_expired_leases()`).
+    /// Returns expired leases to pending (see `flexcharge.rescue_expired_leases()`), holding each
+    /// rescued event back for `hold` so that the worker whose lease expired can still write an
+    /// outcome it has (migrations/0014).
     @discardableResult
-    public func rescueExpiredLeases(maxAttempts: Int, on session: PGSession) async throws -> Int {
-        try await session.query("SELECT flexcharge.rescue_expired_leases($1) AS n", [maxAttempts]).first!.decode("n")
+    public func rescueExpiredLeases(maxAttempts: Int, hold: Duration = .zero, on session: PGSession) async throws -> Int {
+        let rows = try await session.query(
+            "SELECT flexcharge.rescue_expired_leases($1, make_interval(secs => $2)) AS n", [maxAttempts, hold.seconds]).rows
+        guard let row = rows.first else { return 0 }
+        return try row.decode("n")
     }
 
     /// Queue depth and oldest pending age per lane, for metrics.

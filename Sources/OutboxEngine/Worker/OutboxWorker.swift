@@ -85,21 +85,26 @@ public final class OutboxWorker: Service, Sendable {
             "concurrency": "\(configuration.concurrency)", "lease_seconds": "\(configuration.lease.seconds)",
         ])
         health.setReady(true)
-        await withGracefulShutdownHandler {
+        // SIGTERM (graceful shutdown) drains within the grace period; a cancelled task (the service
+        // group cancelled, e.g. because the health port could not be bound) drains at once: calls are
+        // cancelled with the task, and what cannot be written is left to the leases.
+        await withTaskCancellationOrGracefulShutdownHandler {
             await withDiscardingTaskGroup { background in
                 background.addTask { await writer.run() }
                 background.addTask { await self.listen(on: sessions.listener, wake: wake) }
                 background.addTask { await self.probeDatabase(on: sessions.probe) }
-                background.addTask { await self.maintain(on: sessions.maintenance, held: held) }
+                background.addTask { await self.maintain(on: sessions.maintenance, held: held, writer: writer) }
                 background.addTask { await poller.run() }
                 background.addTask { await breakers.run() }
                 await self.claimLoop(
                     session: sessions.claim, delivery: delivery, writer: writer, held: held, wake: wake,
                     draining: draining)
-                await writer.finish()
+                // Outcomes get a few seconds to be written; past that (the database is away) the
+                // writer's statement is abandoned with the rest of the background work.
+                await writer.finish(within: .seconds(3))
                 background.cancelAll()
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             self.health.setReady(false)
             draining.set()
             wake.signal()
@@ -210,7 +215,8 @@ public final class OutboxWorker: Service, Sendable {
     private func giveBack(_ unstarted: [ClaimedEvent], on session: PGSession) async {
         guard !unstarted.isEmpty else { return }
         do {
-            try await store.release(unstarted.map(\.id), worker: configuration.workerID, on: session)
+            // Bounded: with the database away, the grace period must not wait for this statement.
+            try await store.release(unstarted.map(\.id), worker: configuration.workerID, on: session, timeout: .seconds(2))
             logger.info("gave back events claimed but not started", metadata: ["count": "\(unstarted.count)"])
         } catch {
             logger.warning("could not give back unstarted events; they return when their lease expires",
@@ -279,18 +285,20 @@ public final class OutboxWorker: Service, Sendable {
         }
     }
 
-    /// Rescues expired leases (rows of dead workers), renews leases of long calls, and publishes
-    /// queue depth per lane.
-    private func maintain(on session: PGSession, held: HeldEvents) async {
+    /// Rescues expired leases (rows of dead workers), renews the leases of long calls and of
+    /// outcomes still waiting to be written, and publishes queue depth per lane.
+    private func maintain(on session: PGSession, held: HeldEvents, writer: CompletionWriter) async {
         let period = min(configuration.lease / 3, .seconds(2))
         var lastQueueMetrics = ContinuousClock.now - .seconds(60)
         while !Task.isCancelled {
             do {
                 // Renew our own leases first, so a late iteration never rescues this worker's live calls.
-                let due = held.leasesOlder(than: configuration.lease / 3)
+                // An outcome waiting for the database keeps its lease, so no other worker sends its event again.
+                let due = held.leasesOlder(than: configuration.lease / 3) + writer.unwritten(olderThan: configuration.lease / 3)
                 let renewed = try await store.renewLeases(due, worker: configuration.workerID, lease: configuration.lease, on: session)
                 held.renewed(renewed)
-                let rescued = try await store.rescueExpiredLeases(maxAttempts: configuration.backoff.maxAttempts, on: session)
+                let rescued = try await store.rescueExpiredLeases(
+                    maxAttempts: configuration.backoff.maxAttempts, hold: min(configuration.lease / 2, .seconds(5)), on: session)
                 if rescued > 0 { logger.warning("rescued events whose lease expired", metadata: ["count": "\(rescued)"]) }
                 if ContinuousClock.now - lastQueueMetrics >= .seconds(10) {
                     lastQueueMetrics = ContinuousClock.now
