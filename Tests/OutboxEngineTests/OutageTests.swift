@@ -245,6 +245,37 @@ import TestSupport
         }
     }
 
+    /// FlexCharge hangs: each probe is cut off within its lease, so probes never overlap, and the
+    /// breaker stays open.
+    @Test func aHangingProbeIsCutOffWithinItsLeaseAndProbesNeverOverlap() async throws {
+        try await WorkerHarness.with { h in
+            try await h.enrol("hung")
+            try await h.session.execute(
+                """
+                INSERT INTO flexcharge.circuit_breakers (merchant_id, environment, state, failures, trips, opened_at, retry_at)
+                VALUES ('hung', 'sandbox', 'open', 5, 1, now(), now())
+                """)
+            h.sandbox.sandbox.setFaults([FaultRule(route: "GET /orders", kind: .hang, latencyMilliseconds: 20_000, probability: 1)])
+            var configuration = Self.compressed(h)
+            configuration.breaker.probeTimeout = .seconds(1)
+            // Two workers, as in a deployment.
+            var second = configuration
+            second.workerID += "-b"
+            try await h.runWorker(configuration) {
+                try await h.runWorker(second) { try await Task.sleep(for: .seconds(4)) }
+            }
+            let starts = h.sandbox.sandbox.ledger().requests.filter { $0.route == "GET /orders" }.compactMap { request in
+                try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(request.time)
+            }.sorted()
+            #expect(starts.count >= 2 && starts.count <= 6, "\(starts.count) probes")
+            for (earlier, later) in zip(starts, starts.dropFirst()) {
+                // A probe lasts at most 0.75 s of its 1 s lease; the next one waits for the reopen and the probe interval.
+                #expect(later.timeIntervalSince(earlier) >= 0.75, "probes overlapped: \(starts)")
+            }
+            #expect(try await Self.breakerStates(h)["hung/sandbox"] != "closed")
+        }
+    }
+
     @Test func oneMerchantsFailingCallsDoNotStopTheOthers() async throws {
         let failing = SandboxMerchant(
             mid: "44444444-4444-4444-8444-444444444444", appKey: "failing-app-key", appSecret: "failing-SECRET-value",

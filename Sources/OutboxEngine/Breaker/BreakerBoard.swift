@@ -131,26 +131,45 @@ public final class BreakerBoard: Sendable {
         let owner = "\(worker)#\(UUID().uuidString.prefix(8).lowercased())"
         guard let claimed = await apply(.probeStarted(owner: owner), to: key) else { return breaker(key) }
         guard claimed.phase == .halfOpen, claimed.probeOwner == owner else { return claimed }
-        let since = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-3600))
-        let result: CircuitBreaker.Input
-        do {
-            _ = try await client.orders(
-                query: OrdersQuery(from: since, mid: merchant.mid, pageSize: 1, pageNumber: 1, query: orderID),
-                credentials: merchant)
-            result = .probeSucceeded(owner: owner)
-        } catch let error as FlexChargeError {
-            let status = error.httpStatus ?? 0
-            let down = error.failureClass != .permanent && (error.httpStatus == nil || (500...599).contains(status))
-            result = down ? .probeFailed(owner: owner, reason: "probe: \(error.description.prefix(200))")
-                          : .probeSucceeded(owner: owner)
-        } catch {
-            result = .probeFailed(owner: owner, reason: "probe did not finish")
+        // The probe ends well within its lease (a token request and a search could otherwise take
+        // twice the client's timeouts), so no second probe starts while this one is in flight.
+        let limit = policy.probeTimeout * 0.75
+        let result = await withTaskGroup(of: CircuitBreaker.Input?.self) { group -> CircuitBreaker.Input in
+            group.addTask { await Self.probeCall(client, merchant: merchant, orderID: orderID, owner: owner) }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first ?? .probeFailed(owner: owner, reason: "probe: no answer within \(limit)")
         }
         let after = await apply(result, to: key) ?? claimed
         if after.phase == .closed {
             logger.notice("circuit breaker closed: FlexCharge answered the probe", metadata: ["breaker": "\(key)"])
         }
         return after
+    }
+
+    /// The probe's call: an order search with one result. Any answer but a 5xx says FlexCharge is up
+    /// (a 4xx is about the request, not an outage).
+    private static func probeCall(
+        _ client: FlexChargeClient, merchant: MerchantCredentials, orderID: String?, owner: String
+    ) async -> CircuitBreaker.Input {
+        let since = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-3600))
+        do {
+            _ = try await client.orders(
+                query: OrdersQuery(from: since, mid: merchant.mid, pageSize: 1, pageNumber: 1, query: orderID),
+                credentials: merchant)
+            return .probeSucceeded(owner: owner)
+        } catch let error as FlexChargeError {
+            let status = error.httpStatus ?? 0
+            let down = error.failureClass != .permanent && (error.httpStatus == nil || (500...599).contains(status))
+            return down ? .probeFailed(owner: owner, reason: "probe: \(error.description.prefix(200))")
+                        : .probeSucceeded(owner: owner)
+        } catch {
+            return .probeFailed(owner: owner, reason: "probe did not finish")
+        }
     }
 
     @discardableResult
