@@ -56,6 +56,34 @@ import TestSupport
         }
     }
 
+    @Test(.timeLimit(.minutes(2))) func aHealthPortThatCannotBeBoundEndsTheWorkerWithAnError() async throws {
+        try await WorkerHarness.with { h in
+            try await h.enrol("m1")
+            // Something else holds the port.
+            let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(holder) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, length) } }
+            #expect(bound == 0 && listen(holder, 1) == 0)
+            _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(holder, $0, &length) } }
+            let port = Int(UInt16(bigEndian: address.sin_port))
+
+            try await transmits(h, "bind", count: 3)
+            let started = ContinuousClock.now
+            let worker = try startWorker(h, url: h.db.url, extra: ["--http-port", "\(port)", "--http-host", "127.0.0.1"])
+            let result = await worker.wait()
+            let took = ContinuousClock.now - started
+            print("health port taken: the worker exited with \(result.status) after \(took): \(result.stderr.suffix(300))")
+            #expect(result.status != 0, "\(result.stderr.suffix(1500))")
+            #expect(took < .seconds(15), "exit took \(took)")
+            let running = try await h.session.query("SELECT count(*) AS n FROM flexcharge.outbox WHERE state = 'running'").first!
+            #expect(try running.decode("n", as: Int.self) == 0, "a worker that could not start left events leased")
+        }
+    }
+
     @Test(.timeLimit(.minutes(2))) func sigtermWithTheDatabaseStoppedExitsWithinGrace() async throws {
         let cluster = try await ThrowawayCluster.start(name: "sigterm-frozen")
         let db = try await cluster.migratedDatabase()
