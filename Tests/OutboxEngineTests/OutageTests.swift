@@ -276,6 +276,32 @@ import TestSupport
         }
     }
 
+    /// An operator's retry resets attempts to 0; a claim given back unstarted (shutdown) then clears
+    /// first_claimed_at (OutboxStore.release: attempts <= 1). The evaluate, written 25 h ago, must
+    /// still never be re-sent: its lookup finds nothing and it goes dead.
+    @Test func aRetriedEvaluateGivenBackAtShutdownIsStillNeverResentPastTheWindow() async throws {
+        try await WorkerHarness.with { h in
+            try await h.enrol("m1")
+            let id = try await h.insert("evaluate", order: "given-back", payload: h.approvedCITEvaluate(order: "given-back"))
+            try await h.session.execute(
+                """
+                UPDATE flexcharge.outbox SET state = 'dead', attempts = 12, completed_at = now(),
+                       first_claimed_at = now() - interval '25 hours', created_at = now() - interval '25 hours'
+                 WHERE id = $1
+                """, [id])
+            #expect(try await OperatorActions(session: h.session, actor: "ops").retry(id) == "lookup")
+            let store = OutboxStore()
+            let claimed = try await store.claim(on: h.session, worker: "w-stopping", total: 1, laneCaps: [1, 1, 1, 1], lease: .seconds(30))
+            #expect(claimed.map(\.id) == [id])
+            try await store.release([id], worker: "w-stopping", on: h.session)
+            try await h.runWorker { try await h.waitUntilSettled() }
+            let row = try await h.event(id)
+            #expect(try row.decode("state", as: String.self) == "dead")
+            #expect(try row.decode("last_error", as: String?.self)?.contains("idempotency window has passed") == true)
+            #expect(h.sandbox.sandbox.ledger().requests.filter { $0.route == "POST /evaluate" }.isEmpty)
+        }
+    }
+
     @Test func oneMerchantsFailingCallsDoNotStopTheOthers() async throws {
         let failing = SandboxMerchant(
             mid: "44444444-4444-4444-8444-444444444444", appKey: "failing-app-key", appSecret: "failing-SECRET-value",
