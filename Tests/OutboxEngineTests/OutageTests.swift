@@ -302,6 +302,46 @@ import TestSupport
         }
     }
 
+    /// A merchant whose CIT goes to sandbox and MIT to production, production down: the claim cannot
+    /// skip the merchant (one environment is fine), so the worker gives back what the production
+    /// breaker holds, without spending attempts, while CIT keeps flowing.
+    @Test func aMerchantWithOneEnvironmentDownKeepsUsingTheOther() async throws {
+        try await WorkerHarness.with(productionSandbox: true) { h in
+            try await h.enrol("split", citWebsite: .sandbox, mit: .production)
+            h.production!.sandbox.setFaults([FaultRule(route: "*", kind: .status, status: 502, probability: 1)])
+            var cit: [Int64] = [], mit: [Int64] = []
+            for i in 0..<20 {
+                cit.append(try await h.insert("evaluate", merchant: "split", order: "cit-\(i)", payload: h.approvedCITEvaluate(order: "cit-\(i)")))
+                mit.append(try await h.insert(
+                    "evaluate", merchant: "split", order: "mit-\(i)", channel: "mit", origin: nil,
+                    payload: SamplePayloads.evaluate(orderID: "mit-\(i)", amountCents: 2000, payerEmail: "approve-mit-\(i)@example.com", mit: true)))
+            }
+            try await h.runWorker(Self.compressed(h)) {
+                try await h.waitUntil(
+                    "SELECT count(*) = 20 FROM flexcharge.outbox WHERE id = ANY($1::bigint[]) AND state = 'succeeded'", [cit], timeout: .seconds(20))
+                try await Task.sleep(for: .seconds(2))
+                let states = try await Self.breakerStates(h)
+                #expect(["open", "half_open"].contains(states["split/production"]), "\(states)")
+                #expect(states["split/sandbox"] == nil || states["split/sandbox"] == "closed")
+                let held = try await h.session.query(
+                    """
+                    SELECT count(*) FILTER (WHERE state = 'dead')::bigint AS dead, coalesce(max(attempts), 0)::bigint AS max_attempts,
+                           count(*) FILTER (WHERE last_error_class = 'breaker')::bigint AS held
+                      FROM flexcharge.outbox WHERE id = ANY($1::bigint[])
+                    """, [mit]).first!
+                let maxAttempts: Int = try held.decode("max_attempts")
+                print("one environment down: MIT max attempts \(maxAttempts), \(try held.decode("held", as: Int.self)) held by the breaker")
+                #expect(try held.decode("dead", as: Int.self) == 0)
+                #expect(maxAttempts <= 2)
+                h.production!.sandbox.setFaults([])
+                try await h.waitUntilSettled(timeout: .seconds(20))
+            }
+            let done: Int = try await h.session.query(
+                "SELECT count(*)::bigint FROM flexcharge.outbox WHERE id = ANY($1::bigint[]) AND state IN ('succeeded', 'awaiting_outcome')", [mit]).first!.decode(0)
+            #expect(done == 20)
+        }
+    }
+
     @Test func oneMerchantsFailingCallsDoNotStopTheOthers() async throws {
         let failing = SandboxMerchant(
             mid: "44444444-4444-4444-8444-444444444444", appKey: "failing-app-key", appSecret: "failing-SECRET-value",
