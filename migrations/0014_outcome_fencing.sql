@@ -25,7 +25,8 @@ DROP FUNCTION flexcharge.rescue_expired_leases(integer);
 -- Returns to 'pending' (or 'dead', past p_max_attempts) the running rows whose lease expired,
 -- records a 'lease_expired' attempt for each, and holds them back for p_hold. Every event but a
 -- transmit is looked up before it is sent again.
-CREATE FUNCTION flexcharge.rescue_expired_leases(p_max_attempts integer, p_hold interval) RETURNS integer
+CREATE FUNCTION flexcharge.rescue_expired_leases(p_max_attempts integer, p_hold interval DEFAULT interval '0 seconds')
+RETURNS integer
 LANGUAGE sql AS $$
     WITH expired AS (
         SELECT id FROM flexcharge.outbox
@@ -61,3 +62,7 @@ $$;
 
 REVOKE ALL ON FUNCTION flexcharge.rescue_expired_leases(integer, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION flexcharge.rescue_expired_leases(integer, interval) TO flexcharge_worker;
+
+-- OutboxStore.record checks whether an attempt is already in the ledger (attempt, worker, started_at),
+-- and release() whether an event was ever called (action).
+GRANT SELECT (event_id, attempt, action, worker, started_at) ON flexcharge.attempts TO flexcharge_worker;

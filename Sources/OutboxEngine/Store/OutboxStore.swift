@@ -168,16 +168,21 @@ public struct OutboxStore: Sendable {
     }
 
     /// Gives back events claimed but never started (shutdown): pending again at once, the claim
-    /// not counted as an attempt (and a first claim leaves no `first_claimed_at`: nothing was sent,
-    /// so FlexCharge's idempotency window has not started). Only rows this worker still leases
-    /// are touched.
+    /// not counted as an attempt (and an event never called leaves no `first_claimed_at`: nothing
+    /// was sent, so FlexCharge's idempotency window has not started). Only rows this worker still
+    /// leases are touched.
     public func release(_ ids: [Int64], worker: String, on session: PGSession, timeout: Duration? = nil) async throws {
         guard !ids.isEmpty else { return }
         try await session.execute(
             """
             UPDATE flexcharge.outbox
                SET state = 'pending', attempts = greatest(attempts - 1, 0), lease_owner = NULL,
-                   first_claimed_at = CASE WHEN attempts <= 1 THEN NULL ELSE first_claimed_at END,
+                   -- Only an event that was never called leaves FlexCharge's idempotency window unstarted
+                   -- (an operator's retry resets attempts, so they cannot tell).
+                   first_claimed_at = CASE WHEN NOT EXISTS (
+                                          SELECT 1 FROM flexcharge.attempts a
+                                           WHERE a.event_id = flexcharge.outbox.id AND a.action IN ('send', 'lookup'))
+                                      THEN NULL ELSE first_claimed_at END,
                    lease_expires_at = NULL, next_attempt_at = now(), updated_at = now()
              WHERE id = ANY($1::bigint[]) AND state = 'running' AND lease_owner = $2
             """,

@@ -12,9 +12,9 @@ import Synchronization
 /// period (then cancels them, which records them as ambiguous), writes every outcome, and gives
 /// back events it claimed but never started.
 ///
-/// It uses six connections: claims, outcome writes, LISTEN, maintenance (expired-lease rescue,
-/// lease renewal, queue metrics), the lookups of evaluates awaiting their outcome, and the
-/// readiness probe. Their statements are bounded by ``statementTimeout`` (unless the database URL
+/// It uses seven connections: claims, outcome writes, LISTEN, maintenance (expired-lease rescue,
+/// lease renewal, queue metrics), the lookups of evaluates awaiting their outcome, the
+/// readiness probe and the circuit breakers. Their statements are bounded by ``statementTimeout`` (unless the database URL
 /// sets `statement_timeout` itself); the probe makes `/readyz` unready within seconds when the
 /// database stops answering (see ``WorkerHealth``).
 public final class OutboxWorker: Service, Sendable {
