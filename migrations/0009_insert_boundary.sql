@@ -241,11 +241,19 @@ CREATE FUNCTION flexcharge.text_has_pan(p_text text) RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
     v_match text[];
+    v_text text := p_text;
 BEGIN
-    IF p_text !~ flexcharge.pan_candidate_pattern() THEN
+    IF v_text !~ flexcharge.pan_candidate_pattern() THEN
         RETURN false;
     END IF;
-    FOR v_match IN SELECT regexp_matches(p_text, flexcharge.pan_match_pattern(), 'g') LOOP
+    -- GUIDs (the contract's idempotency keys, FlexCharge's order ids) are not card numbers, even when
+    -- their hex groups happen to be all digits (1 in about 2 000 random v4 UUIDs then holds a Luhn-valid
+    -- window with a card prefix). Only looked for once a candidate was seen, so it costs nothing usually.
+    v_text := regexp_replace(v_text, '[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}', ' ', 'g');
+    IF v_text !~ flexcharge.pan_candidate_pattern() THEN
+        RETURN false;
+    END IF;
+    FOR v_match IN SELECT regexp_matches(v_text, flexcharge.pan_match_pattern(), 'g') LOOP
         CONTINUE WHEN left(v_match[1], 1) = '+';   -- a phone number
         CONTINUE WHEN v_match[1] IS NOT NULL       -- an IBAN: country code, then digits only
                   AND flexcharge.is_iban(v_match[1], regexp_replace(flexcharge.ascii_digits(v_match[2]), '[^0-9]', '', 'g'));

@@ -83,7 +83,7 @@ import TestSupport
 
             // The dead evaluate o8 was first sent 25 h ago, past FlexCharge's idempotency window:
             // requeued as a lookup only (never sent again), its first claim kept, the reason in its history.
-            // (The insert trigger stamps created_at, which the seed copies into first_claimed_at: set it here.)
+            // (Its first claim 25 hours ago: past the window.)
             try await session.execute("UPDATE flexcharge.outbox SET first_claimed_at = now() - interval '25 hours' WHERE id = $1", [ids[8]])
             let firstClaimed = try await session.query("SELECT first_claimed_at FROM flexcharge.outbox WHERE id = $1", [ids[8]]).first!.decode(0, as: Date?.self)
             let lookup = try await runCLI(["retry", String(ids[8]), "--actor", "bob"], environment: env)

@@ -29,18 +29,22 @@ enum SeededDataset {
             let payload = #"{"transaction": {"amount": \#(e.7), "currency": "USD"}}"#
             let id: Int64 = try await session.query(
                 """
-                INSERT INTO flexcharge.outbox (kind, merchant_id, order_id, channel, origin, site_url, descriptor, payload, created_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::date + time '10:00' AT TIME ZONE 'UTC') RETURNING id
-                """, [e.0, e.1, e.2, e.3, e.4, e.5, e.6, PGJSON(text: payload), e.12]).first!.decode("id")
+                INSERT INTO flexcharge.outbox (kind, merchant_id, order_id, channel, origin, site_url, descriptor, payload)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb) RETURNING id
+                """, [e.0, e.1, e.2, e.3, e.4, e.5, e.6, PGJSON(text: payload)]).first!.decode("id")
+            // The insert trigger stamps created_at (the gateway cannot back-date an event); the history
+            // is dated here, as the owner.
             try await session.execute(
                 """
                 UPDATE flexcharge.outbox
                    SET state = $2, decision = $3, environment = $4, attempts = $5,
-                       first_claimed_at = CASE WHEN $5 > 0 THEN created_at END,
-                       completed_at = CASE WHEN $2 IN ('succeeded', 'failed', 'dead', 'skipped') THEN created_at END,
+                       created_at = $6::date + time '10:00' AT TIME ZONE 'UTC',
+                       first_claimed_at = CASE WHEN $5 > 0 THEN $6::date + time '10:00' AT TIME ZONE 'UTC' END,
+                       completed_at = CASE WHEN $2 IN ('succeeded', 'failed', 'dead', 'skipped')
+                                           THEN $6::date + time '10:00' AT TIME ZONE 'UTC' END,
                        last_error = CASE $2 WHEN 'failed' THEN 'refused' WHEN 'dead' THEN 'attempts exhausted' END
                  WHERE id = $1
-                """, [id, e.8, e.9, e.10, e.11])
+                """, [id, e.8, e.9, e.10, e.11, e.12])
             // One ledger row per attempt: the last one is the outcome, the earlier ones failed.
             if e.11 > 0 {
                 try await session.execute(

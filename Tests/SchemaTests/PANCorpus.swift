@@ -93,6 +93,11 @@ enum PANCorpus {
         "d3e10716-6aac-4eb8-a74d-c1a3027f1d96",
         "123e4567-e89b-12d3-a456-426614174000",
         "00000000-0000-0000-0000-000000000000",
+        // v4 UUIDs whose hex groups are all digits: refused by the first guard of 0009 (a Luhn-valid window
+        // with a card prefix across the groups; about 1 in 2 000 random UUIDs).
+        "40581800-3022-4706-8860-933173747802",
+        "22595143-3583-4358-8895-296047490470",
+        "88665035-2085-4987-8104-351045281776",
         "f47ac10b-58cc-4372-a567-0e02b2c3d479",
         "6fa459ea-ee8a-3ca4-894e-db77e160355e",
         "zJb6YF7pL5gk8x9VhRnSwHd4q2t",

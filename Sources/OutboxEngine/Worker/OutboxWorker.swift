@@ -169,9 +169,10 @@ public final class OutboxWorker: Service, Sendable {
                     claimAnything = false
                 }
             }
-            await giveBack(held.close(), on: session)
-            // Draining: calls in flight get the grace period, then are cancelled (recorded as ambiguous).
+            // Giving back runs while the calls in flight finish (with the database away it must not
+            // add its own wait to the grace period).
             let deadline = ContinuousClock.now + configuration.drainGracePeriod
+            async let gaveBack: Void = giveBack(held.close(), on: session)
             while held.count > 0 && ContinuousClock.now < deadline {
                 _ = await wake.wait(timeout: .milliseconds(100))
             }
@@ -180,6 +181,7 @@ public final class OutboxWorker: Service, Sendable {
                 logger.warning("grace period over; cancelling calls still in flight", metadata: ["in_flight": "\(remaining)"])
                 calls.cancelAll()
             }
+            await gaveBack
         }
     }
 
