@@ -372,6 +372,9 @@ import TestSupport
                 #expect(states["healthy/sandbox"] == nil || states["healthy/sandbox"] == "closed")
                 #expect(held.dead == 0 && held.pending == 45)
                 #expect(held.maxAttempts <= 3, "\(held)")
+                // An event a worker claimed just before it saw the breaker open is given back at once: wait for it.
+                try await h.waitUntil("SELECT pending_events = 45 FROM flexcharge.breakers WHERE merchant_id = 'failing'",
+                                      timeout: .seconds(10))
                 let row = try await h.session.query(
                     "SELECT pending_events, last_error FROM flexcharge.breakers WHERE merchant_id = 'failing'").first!
                 #expect(try row.decode("pending_events", as: Int.self) == 45)
