@@ -25,136 +25,37 @@
 --   transmit         never looked up: /transmit is a data feed with no idempotency key; a duplicate
 --                    after an ambiguous call costs FlexCharge one duplicated feed row and moves no money.
 --
--- Events of one order run one at a time in insert order (claim() below), which is what makes the
+-- Events of one order run one at a time in insert order (claim(), 0005), which is what makes the
 -- refund comparison exact: no other refund of the order is in flight while one is looked up.
 --
--- This file replaces two functions of 0005:
---   * claim(): a capture, like a cancel or refund, acts on the FlexCharge order its order's
---     evaluate got (order_session_key is filled in at claim).
---   * rescue_expired_leases(): every kind but transmit is looked up after its lease expired.
+-- No resend after success, either: an outcome that a worker could not write in time (the database
+-- was stopped or unreachable for longer than the lease) must still win over a second send. While
+-- the database is away, a worker's finished calls wait in its outcome writer (their leases are
+-- renewed as long as the database answers), and when it answers again another worker's rescue may
+-- return those events to 'pending' before the first worker's writer gets its turn. So:
+--   * the rescue holds a rescued event back for p_hold (the worker passes half its lease, at most
+--     5 s) before it can be claimed again;
+--   * the writer may still write the outcome of the attempt it made while the event is 'pending'
+--     with no lease and last_error_class 'lease_expired', as long as nobody claimed it since
+--     (`attempts` still equals that attempt): see OutboxStore.record, which also records each
+--     attempt once (a batch committed without its answer reaching the worker, then sent again,
+--     inserts no second ledger row).
+-- A worker that really died never writes, so its events come back p_hold after their lease
+-- expired. Events other than transmits are looked up before they are sent again anyway, so even a
+-- lost race never moves money twice; for transmits the hold is what keeps a duplicate out.
+--
+-- This file replaces rescue_expired_leases() of 0005 (every kind but transmit is looked up after
+-- its lease expired; rescued events are held back). A capture, like a cancel or refund, acts on the
+-- FlexCharge order its order's evaluate got: claim() fills in its order_session_key (the current
+-- claim() is in 0013_circuit_breaker.sql).
 
--- Claims up to p_total events for p_worker (see 0005_claim.sql for the rules: lanes, merchant
--- fairness, per-order order, routing, SKIP LOCKED).
-CREATE OR REPLACE FUNCTION flexcharge.claim(p_worker text, p_total integer, p_lane_caps integer[], p_lease interval)
-RETURNS SETOF flexcharge.outbox
-LANGUAGE plpgsql
--- As 0008 set it: the main statement keeps a generic plan (planning was half the cost of a claim).
-SET plan_cache_mode = force_generic_plan
-AS $$
-DECLARE
-    v_lane smallint;
-    v_remaining integer := p_total;
-    v_take integer;
-    v_merchants text[];
-    v_per_merchant integer;
-    v_got integer;
-BEGIN
-    FOR v_lane IN 0..3 LOOP
-        EXIT WHEN v_remaining <= 0;
-        v_take := least(v_remaining, coalesce(p_lane_caps[v_lane + 1], v_remaining));
-        CONTINUE WHEN v_take <= 0;
+DROP FUNCTION flexcharge.rescue_expired_leases(integer);
 
-        -- Merchants with pending work in this lane, by a loose index scan of outbox_claim:
-        -- one index probe per active merchant, however many rows each has queued.
-        WITH RECURSIVE active(merchant_id) AS (
-            (SELECT o.merchant_id FROM flexcharge.outbox o
-              WHERE o.state = 'pending' AND o.claim_lane = v_lane
-              ORDER BY o.merchant_id LIMIT 1)
-            UNION ALL
-            SELECT (SELECT o.merchant_id FROM flexcharge.outbox o
-                     WHERE o.state = 'pending' AND o.claim_lane = v_lane AND o.merchant_id > a.merchant_id
-                     ORDER BY o.merchant_id LIMIT 1)
-              FROM active a WHERE a.merchant_id IS NOT NULL
-        )
-        SELECT array_agg(merchant_id) INTO v_merchants FROM active WHERE merchant_id IS NOT NULL;
-        CONTINUE WHEN v_merchants IS NULL;
-
-        -- Each merchant offers its share (plus slack for rows another worker holds); the oldest
-        -- heads win across merchants.
-        v_per_merchant := ceil(v_take::numeric / cardinality(v_merchants))::integer + 2;
-
-        RETURN QUERY
-        WITH candidates AS (
-            SELECT c.id, c.rank, c.next_attempt_at
-              FROM unnest(v_merchants) AS a(merchant_id)
-             CROSS JOIN LATERAL (
-                   SELECT o.id, o.next_attempt_at,
-                          row_number() OVER (ORDER BY o.next_attempt_at, o.id) AS rank
-                     FROM flexcharge.outbox o
-                    WHERE o.state = 'pending' AND o.claim_lane = v_lane
-                      AND o.merchant_id = a.merchant_id AND o.next_attempt_at <= now()
-                      -- Per-order order, checked BEFORE the limit: an event waiting for an earlier
-                      -- event of its order must not take a place in the window, or a window full of
-                      -- waiting events would stall the merchant (seen in the chaos suite).
-                      AND NOT EXISTS (
-                          SELECT 1 FROM flexcharge.outbox earlier
-                           WHERE earlier.merchant_id = o.merchant_id AND earlier.order_id = o.order_id
-                             AND earlier.id < o.id AND earlier.state IN ('pending', 'running'))
-                    ORDER BY o.next_attempt_at, o.id
-                    LIMIT v_per_merchant) c
-        ),
-        picked AS (
-            -- SKIP LOCKED: rows another worker is claiming right now are simply passed over.
-            SELECT o.id
-              FROM flexcharge.outbox o
-              JOIN candidates c ON c.id = o.id
-             WHERE o.state = 'pending'
-             ORDER BY c.rank, c.next_attempt_at, o.id
-             LIMIT v_take
-               FOR UPDATE OF o SKIP LOCKED
-        ),
-        routed AS (
-            -- The same resolution as flexcharge.route(), written as a join: a function call per
-            -- row would run its own query for each event (measured: most of the claim's cost).
-            SELECT o.id,
-                   coalesce(CASE WHEN o.channel = 'mit' THEN coalesce(s.mit, m.mit)
-                                 WHEN o.origin = 'call_center' THEN coalesce(s.cit_call_center, m.cit_call_center)
-                                 ELSE coalesce(s.cit_website, m.cit_website) END,
-                            'off') AS environment
-              FROM flexcharge.outbox o
-              JOIN picked p ON p.id = o.id
-              LEFT JOIN flexcharge.merchants m ON m.merchant_id = o.merchant_id
-              LEFT JOIN flexcharge.merchant_sites s ON s.merchant_id = o.merchant_id AND s.site = o.site
-        )
-        UPDATE flexcharge.outbox o
-           SET state            = CASE WHEN r.environment = 'off' THEN 'skipped' ELSE 'running' END,
-               environment      = CASE WHEN r.environment = 'off' THEN NULL ELSE r.environment END,
-               attempts         = o.attempts + CASE WHEN r.environment = 'off' THEN 0 ELSE 1 END,
-               lease_owner      = CASE WHEN r.environment = 'off' THEN NULL ELSE p_worker END,
-               lease_expires_at = CASE WHEN r.environment = 'off' THEN NULL ELSE now() + p_lease END,
-               first_claimed_at = CASE WHEN r.environment = 'off' THEN o.first_claimed_at
-                                       ELSE coalesce(o.first_claimed_at, now()) END,
-               last_error_class = CASE WHEN r.environment = 'off' THEN 'config' ELSE o.last_error_class END,
-               last_error       = CASE WHEN r.environment = 'off'
-                                       THEN format('channel %s is off for merchant %s%s',
-                                                   CASE WHEN o.channel = 'mit' THEN 'mit' ELSE 'cit ' || o.origin END,
-                                                   o.merchant_id,
-                                                   CASE WHEN o.site IS NULL THEN '' ELSE ' (site ' || o.site || ')' END)
-                                       ELSE o.last_error END,
-               completed_at     = CASE WHEN r.environment = 'off' THEN now() ELSE NULL END,
-               -- A follow-up acts on the FlexCharge order its order's evaluate got. Read here, in the
-               -- snapshot that just found the evaluate finished (a later statement could miss it).
-               order_session_key = CASE WHEN o.kind IN ('cancel', 'refund', 'capture') THEN coalesce(o.order_session_key,
-                                       (SELECT e.order_session_key FROM flexcharge.outbox e
-                                         WHERE e.merchant_id = o.merchant_id AND e.order_id = o.order_id
-                                           AND e.kind = 'evaluate' AND e.order_session_key IS NOT NULL
-                                         ORDER BY e.id DESC LIMIT 1))
-                                       ELSE o.order_session_key END,
-               updated_at       = now()
-          FROM routed r
-         WHERE o.id = r.id
-        RETURNING o.*;
-
-        GET DIAGNOSTICS v_got = ROW_COUNT;
-        v_remaining := v_remaining - v_got;
-    END LOOP;
-END;
-$$;
-
--- Returns to 'pending' the running rows whose lease expired (their worker died or hung), and
--- records a 'lease_expired' attempt for each. Rows that already used p_max_attempts go 'dead'.
--- Every event but a transmit may have reached FlexCharge: it is looked up before it is sent again.
-CREATE OR REPLACE FUNCTION flexcharge.rescue_expired_leases(p_max_attempts integer) RETURNS integer
+-- Returns to 'pending' (or 'dead', past p_max_attempts) the running rows whose lease expired,
+-- records a 'lease_expired' attempt for each, and holds them back for p_hold. Every event but a
+-- transmit is looked up before it is sent again.
+CREATE FUNCTION flexcharge.rescue_expired_leases(p_max_attempts integer, p_hold interval DEFAULT interval '0 seconds')
+RETURNS integer
 LANGUAGE sql AS $$
     WITH expired AS (
         SELECT id FROM flexcharge.outbox
@@ -167,7 +68,7 @@ LANGUAGE sql AS $$
         UPDATE flexcharge.outbox o
            SET state            = CASE WHEN o.attempts >= p_max_attempts THEN 'dead' ELSE 'pending' END,
                next_action      = CASE WHEN o.kind = 'transmit' THEN o.next_action ELSE 'lookup' END,
-               next_attempt_at  = now(),
+               next_attempt_at  = now() + p_hold,
                last_error_class = 'lease_expired',
                last_error       = format('lease of worker %s expired (worker stopped or hung)', o.lease_owner),
                completed_at     = CASE WHEN o.attempts >= p_max_attempts THEN now() ELSE NULL END,

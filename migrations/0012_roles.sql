@@ -156,13 +156,16 @@ BEGIN
 END;
 $$;
 GRANT INSERT ON flexcharge.attempts TO flexcharge_worker;
+-- OutboxStore.record checks whether an attempt is already in the ledger (attempt, worker,
+-- started_at); release() whether an event was ever called (action).
+GRANT SELECT (event_id, attempt, action, worker, started_at) ON flexcharge.attempts TO flexcharge_worker;
 GRANT SELECT, INSERT, UPDATE ON flexcharge.outcome_events TO flexcharge_worker;
 GRANT SELECT, INSERT, DELETE ON flexcharge.webhook_nonces TO flexcharge_worker;
 GRANT SELECT ON flexcharge.merchants, flexcharge.merchant_sites, flexcharge.merchant_credentials TO flexcharge_worker;
 GRANT SELECT ON flexcharge.queue_health, flexcharge.worker_leases TO flexcharge_worker;
 GRANT EXECUTE ON FUNCTION
     flexcharge.claim(text, integer, integer[], interval),
-    flexcharge.rescue_expired_leases(integer),
+    flexcharge.rescue_expired_leases(integer, interval),
     flexcharge.route(text, text, text, text)
     TO flexcharge_worker;
 

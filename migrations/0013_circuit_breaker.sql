@@ -93,8 +93,8 @@ SELECT b.merchant_id,
 COMMENT ON VIEW flexcharge.breakers IS
     'Circuit breakers per merchant and environment: closed, open (not calling FlexCharge until retry_at) or half_open (one probe in flight).';
 
--- claim(): as in 0010, plus the breaker filter (layer 1 above). Everything else is unchanged:
--- see 0005_claim.sql and 0010_follow_up_safety.sql for lanes, merchant fairness, per-order order,
+-- claim(): as in 0005, plus a capture's order_session_key (0010) and the breaker filter (layer 1
+-- above). Everything else is unchanged: see 0005_claim.sql for lanes, merchant fairness, per-order order,
 -- routing and SKIP LOCKED. CREATE OR REPLACE keeps the grants of 0012.
 CREATE OR REPLACE FUNCTION flexcharge.claim(p_worker text, p_total integer, p_lane_caps integer[], p_lease interval)
 RETURNS SETOF flexcharge.outbox

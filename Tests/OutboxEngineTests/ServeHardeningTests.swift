@@ -61,7 +61,7 @@ import TestSupport
             try await third.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             #expect(await third.waitForResponse(timeout: .milliseconds(800)) == nil, "over the cap, nothing is served")
             await second.close()
-            let answer = await third.waitForResponse(timeout: .seconds(5))
+            let answer = await third.waitForResponse(timeout: .seconds(15))
             #expect(answer?.hasPrefix("HTTP/1.1 200") == true, "served once a connection closed")
             await first.close()
             await third.close()

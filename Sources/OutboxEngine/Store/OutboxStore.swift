@@ -59,7 +59,7 @@ public struct OutboxStore: Sendable {
     /// completion's attempt) and only while no other worker can have taken the event over: it is
     /// still `running` under this worker's lease, or its lease expired and the rescue returned it to
     /// `pending` but nobody has claimed it since (the rescue holds it back a few seconds for exactly
-    /// this, see migrations/0014). Otherwise the event keeps its state and only the attempt is
+    /// this, see migrations/0010). Otherwise the event keeps its state and only the attempt is
     /// recorded. Idempotent: a batch that was committed but whose answer was lost (the database
     /// stopped) and is sent again inserts no second ledger row, and its ids count as written.
     @discardableResult
@@ -191,7 +191,7 @@ public struct OutboxStore: Sendable {
 
     /// Returns expired leases to pending (see `flexcharge.rescue_expired_leases()`), holding each
     /// rescued event back for `hold` so that the worker whose lease expired can still write an
-    /// outcome it has (migrations/0014).
+    /// outcome it has (migrations/0010).
     @discardableResult
     public func rescueExpiredLeases(maxAttempts: Int, hold: Duration = .zero, on session: PGSession) async throws -> Int {
         let rows = try await session.query(
