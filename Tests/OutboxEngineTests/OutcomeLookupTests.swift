@@ -80,14 +80,16 @@ import TestSupport
     @Test func anOrderStillPendingPastItsExpiryGoesDeadWithAReason() async throws {
         try await WorkerHarness.with { h in
             try await h.enrol("m1")
+            // The expiry is far enough ahead that a loaded machine (every suite at once) answers the evaluate
+            // and plants the order well before it passes.
             let id = try await h.insert("evaluate", order: "mit-stuck", channel: "mit",
-                                        payload: Self.mitEvaluate("mit-stuck", expiry: Date().addingTimeInterval(8)))
+                                        payload: Self.mitEvaluate("mit-stuck", expiry: Date().addingTimeInterval(25)))
             try await h.runWorker(Self.fastPolling(h, expiryGrace: .zero)) {
                 try await h.waitUntil("SELECT state = 'awaiting_outcome' FROM flexcharge.outbox WHERE id = $1", [id])
                 // FlexCharge keeps it in Processing (never settles): our side must not wait forever.
                 let key: String = try await h.event(id).decode("order_session_key")
                 h.sandbox.sandbox.plantOrder(SandboxOrderPlant(id: key, status: 4, decision: "PROCESSING"))
-                try await h.waitUntil("SELECT state = 'dead' FROM flexcharge.outbox WHERE id = $1", [id], timeout: .seconds(40))
+                try await h.waitUntil("SELECT state = 'dead' FROM flexcharge.outbox WHERE id = $1", [id], timeout: .seconds(60))
             }
             let row = try await h.event(id)
             let error = try row.decode("last_error", as: String?.self) ?? ""

@@ -96,12 +96,14 @@ public final class OutboxWorker: Service, Sendable {
                 background.addTask { await self.maintain(on: sessions.maintenance, held: held, writer: writer) }
                 background.addTask { await poller.run() }
                 background.addTask { await breakers.run() }
-                await self.claimLoop(
+                let gaveBack = await self.claimLoop(
                     session: sessions.claim, delivery: delivery, writer: writer, held: held, wake: wake,
                     draining: draining)
                 // Outcomes get a few seconds to be written; past that (the database is away) the
-                // writer's statement is abandoned with the rest of the background work.
+                // writer's statement is abandoned with the rest of the background work. Giving back
+                // the unstarted events runs meanwhile (it began when the drain did).
                 await writer.finish(within: .seconds(3))
+                await gaveBack.value
                 background.cancelAll()
             }
         } onCancelOrGracefulShutdown: {
@@ -120,12 +122,14 @@ public final class OutboxWorker: Service, Sendable {
     /// Claims while the worker holds fewer than `concurrency + prefetch` events, feeds them to
     /// `concurrency` call slots, and waits for a NOTIFY, a finished call or the poll interval when
     /// there is nothing to claim. On shutdown it gives back the events no slot started.
+    /// Returns the task giving back the unstarted events (bounded), which runs on while the calls
+    /// finish and the outcomes are written.
     private func claimLoop(
         session: PGSession, delivery: EventDelivery, writer: CompletionWriter, held: HeldEvents,
         wake: WakeSignal, draining: DrainFlag
-    ) async {
+    ) async -> Task<Void, Never> {
         let capacity = configuration.concurrency + configuration.prefetch
-        await withDiscardingTaskGroup { calls in
+        return await withDiscardingTaskGroup(returning: Task<Void, Never>.self) { calls in
             for slot in 0..<configuration.concurrency {
                 let citOnly = slot < configuration.reservedForCIT
                 calls.addTask {
@@ -172,7 +176,8 @@ public final class OutboxWorker: Service, Sendable {
             // Giving back runs while the calls in flight finish (with the database away it must not
             // add its own wait to the grace period).
             let deadline = ContinuousClock.now + configuration.drainGracePeriod
-            async let gaveBack: Void = giveBack(held.close(), on: session)
+            let unstarted = held.close()
+            let gaveBack = Task { await self.giveBack(unstarted, on: session) }
             while held.count > 0 && ContinuousClock.now < deadline {
                 _ = await wake.wait(timeout: .milliseconds(100))
             }
@@ -181,7 +186,7 @@ public final class OutboxWorker: Service, Sendable {
                 logger.warning("grace period over; cancelling calls still in flight", metadata: ["in_flight": "\(remaining)"])
                 calls.cancelAll()
             }
-            await gaveBack
+            return gaveBack
         }
     }
 
