@@ -110,7 +110,9 @@ import TestSupport
             frozen = false
             print("SIGTERM with PostgreSQL stopped, --grace-seconds 3: exited after \(took)")
             #expect(result.status == 0, "\(result.stderr.suffix(1500))")
-            #expect(took < .seconds(3 + 10), "exit took \(took)")
+            // About 8 s on a quiet machine, 11.4 s with every suite running at once on two cores; the bound
+            // leaves room for a slower CI machine (without the bounds it took grace plus the 30 s request timeout).
+            #expect(took < .seconds(3 + 15), "exit took \(took)")
         } catch {
             if frozen { try? cluster.thaw() }
             await h.session.close()
