@@ -52,9 +52,10 @@
 DROP FUNCTION flexcharge.rescue_expired_leases(integer);
 
 -- Returns to 'pending' (or 'dead', past p_max_attempts) the running rows whose lease expired,
--- records a 'lease_expired' attempt for each, and holds them back for p_hold. Every event but a
--- transmit is looked up before it is sent again.
-CREATE FUNCTION flexcharge.rescue_expired_leases(p_max_attempts integer, p_hold interval DEFAULT interval '0 seconds')
+-- records a 'lease_expired' attempt for each, and holds them back for p_hold. Events of the kinds in
+-- p_lookup_kinds (every kind but transmit: the worker passes ClaimedEvent.Kind.isLookedUpAfterAmbiguity,
+-- the rule's one home) are looked up before they are sent again.
+CREATE FUNCTION flexcharge.rescue_expired_leases(p_max_attempts integer, p_hold interval, p_lookup_kinds text[])
 RETURNS integer
 LANGUAGE sql AS $$
     WITH expired AS (
@@ -67,7 +68,7 @@ LANGUAGE sql AS $$
     rescued AS (
         UPDATE flexcharge.outbox o
            SET state            = CASE WHEN o.attempts >= p_max_attempts THEN 'dead' ELSE 'pending' END,
-               next_action      = CASE WHEN o.kind = 'transmit' THEN o.next_action ELSE 'lookup' END,
+               next_action      = CASE WHEN o.kind = ANY (p_lookup_kinds) THEN 'lookup' ELSE o.next_action END,
                next_attempt_at  = now() + p_hold,
                last_error_class = 'lease_expired',
                last_error       = format('lease of worker %s expired (worker stopped or hung)', o.lease_owner),

@@ -165,7 +165,7 @@ GRANT SELECT ON flexcharge.merchants, flexcharge.merchant_sites, flexcharge.merc
 GRANT SELECT ON flexcharge.queue_health, flexcharge.worker_leases TO flexcharge_worker;
 GRANT EXECUTE ON FUNCTION
     flexcharge.claim(text, integer, integer[], interval),
-    flexcharge.rescue_expired_leases(integer, interval),
+    flexcharge.rescue_expired_leases(integer, interval, text[]),
     flexcharge.route(text, text, text, text)
     TO flexcharge_worker;
 

@@ -1,22 +1,13 @@
+import FlexChargeSandbox
 import Foundation
 import NIOCore
 import NIOPosix
 import Synchronization
 
-/// A deterministic pseudo-random generator (SplitMix64): the same seed gives the same replies.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
+/// The same seed gives the same replies: the sandbox's SplitMix64 generator.
+typealias SplitMix64 = SeededGenerator
 
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SeededGenerator {
     mutating func chance(_ percent: Double) -> Bool { Double.random(in: 0..<100, using: &self) < percent }
 }
 

@@ -276,9 +276,10 @@ import TestSupport
         }
     }
 
-    /// An operator's retry resets attempts to 0; a claim given back unstarted (shutdown) then clears
-    /// first_claimed_at (OutboxStore.release: attempts <= 1). The evaluate, written 25 h ago, must
-    /// still never be re-sent: its lookup finds nothing and it goes dead.
+    /// An operator's retry resets attempts to 0; a claim given back unstarted (shutdown) must not
+    /// clear first_claimed_at then (OutboxStore.release reads the ledger, not the counter). The
+    /// evaluate, first sent 25 h ago, must still never be re-sent: its lookup finds nothing and it
+    /// goes dead.
     @Test func aRetriedEvaluateGivenBackAtShutdownIsStillNeverResentPastTheWindow() async throws {
         try await WorkerHarness.with { h in
             try await h.enrol("m1")
@@ -288,6 +289,13 @@ import TestSupport
                 UPDATE flexcharge.outbox SET state = 'dead', attempts = 12, completed_at = now(),
                        first_claimed_at = now() - interval '25 hours', created_at = now() - interval '25 hours'
                  WHERE id = $1
+                """, [id])
+            // Its history: the calls that used up its attempts, 25 h ago.
+            try await h.session.execute(
+                """
+                INSERT INTO flexcharge.attempts (event_id, attempt, action, worker, environment, started_at, finished_at, failure_class)
+                SELECT $1, n, 'send', 'w-old', 'sandbox', now() - interval '25 hours', now() - interval '25 hours', 'ambiguous'
+                  FROM generate_series(1, 12) AS n
                 """, [id])
             #expect(try await OperatorActions(session: h.session, actor: "ops").retry(id) == "lookup")
             let store = OutboxStore()

@@ -1,4 +1,5 @@
 import FlexChargeAPI
+import FlexChargeSandbox
 import Foundation
 import Testing
 

@@ -202,7 +202,7 @@ import TestSupport
                 eventID: id, attempt: 1, action: .send, environment: "sandbox", startedAt: Date(), finishedAt: Date(),
                 httpStatus: 200, outcome: .succeeded, transactionKey: "tx-1")
             #expect(try await store.record([completion], worker: "w1", on: h.session) == [id])
-            #expect(try await store.record([completion], worker: "w1", on: h.session) == [id])
+            #expect(try await store.record([completion], worker: "w1", on: h.session, retrying: true) == [id])
             #expect(try await h.attempts(id).count == 1)
             #expect(try await h.event(id).decode("state", as: String.self) == "succeeded")
         }

@@ -92,7 +92,7 @@ import TestSupport
             }
             await expectDenied("skip triggers") { try await gateway.execute("SET session_replication_role = replica") }
             await expectDenied("claim") { _ = try await gateway.query("SELECT * FROM flexcharge.claim('w', 1, ARRAY[1, 1, 1, 1], interval '1 minute')") }
-            await expectDenied("rescue") { _ = try await gateway.query("SELECT flexcharge.rescue_expired_leases(3)") }
+            await expectDenied("rescue") { _ = try await gateway.query("SELECT flexcharge.rescue_expired_leases(3, interval '0 seconds', ARRAY['evaluate'])") }
             await expectDenied("create in the schema") { try await gateway.execute("CREATE TABLE flexcharge.mine (x int)") }
             // The guard holds for the gateway too.
             let refused = await #expect(throws: PGError.self) {

@@ -64,17 +64,6 @@ struct EventDelivery: Sendable {
         return await send(event, client: client, credentials: merchant, completion: completion)
     }
 
-    /// After a lookup that found nothing: true when the event was written more than the window ago.
-    /// A lookup means an earlier call may have reached FlexCharge, at any time since the event was
-    /// written; `first_claimed_at` should say when, but a give-back of an unstarted claim clears it
-    /// when the attempts counter is at most 1, which an operator's retry also produces (it resets
-    /// the counter to 0). So the send is judged from `created_at` too, never later than the first
-    /// call: an evaluate written more than 24 h ago whose earlier call is unaccounted for is never
-    /// re-sent, whatever `first_claimed_at` says.
-    func keyMayHaveReachedFlexChargeBeforeTheWindow(_ event: ClaimedEvent) -> Bool {
-        Date().timeIntervalSince(event.createdAt) >= configuration.idempotencyWindow.seconds
-    }
-
     /// True once FlexCharge may have forgotten the key: resending could create a second order.
     /// A first claim in the future (more than a clock skew's worth) cannot be real: it counts as passed,
     /// the safe side (look up, never re-send).
@@ -254,7 +243,7 @@ struct EventDelivery: Sendable {
             if let order = found {
                 return completion.decided(decision: Self.decision(for: order), orderSessionKey: order.id)
             }
-            if windowHasPassed(for: event) || keyMayHaveReachedFlexChargeBeforeTheWindow(event) {
+            if windowHasPassed(for: event) {
                 return completion.finished(
                     .dead, class: "permanent",
                     error: "FlexCharge has no order for it and its idempotency window has passed: sending again could charge twice; an operator decides")

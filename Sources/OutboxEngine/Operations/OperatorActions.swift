@@ -38,7 +38,8 @@ public struct OperatorActions: Sendable {
             let sent = try row.decode("first_claimed_at", as: Date?.self) != nil
             let expired = try row.decode("expired", as: Bool?.self) == true
             let pastWindow = kind == "evaluate" && expired
-            let action = kind != "transmit" && sent ? "lookup" : "send"
+            let lookedUp = ClaimedEvent.Kind(rawValue: kind)?.isLookedUpAfterAmbiguity ?? true
+            let action = lookedUp && sent ? "lookup" : "send"
             let note = pastWindow
                 ? "requeued as a lookup only: first sent more than \(window / 3600) h ago, past FlexCharge's idempotency window, so it is never sent again; if FlexCharge has no order for it, it goes dead again"
                 : "requeued (\(action) first)"

@@ -63,8 +63,12 @@ public struct OutboxStore: Sendable {
     /// recorded. Idempotent: a batch that was committed but whose answer was lost (the database
     /// stopped) and is sent again inserts no second ledger row, and its ids count as written.
     @discardableResult
+    ///
+    /// - Parameter retrying: the batch was sent before without an answer (it may be committed): only
+    ///   then are the ledger rows looked for first, so the common path pays no extra probe.
     public func record(
-        _ completions: [Completion], worker: String, on session: PGSession, timeout: Duration? = nil
+        _ completions: [Completion], worker: String, on session: PGSession, retrying: Bool = false,
+        timeout: Duration? = nil
     ) async throws -> Set<Int64> {
         guard !completions.isEmpty else { return [] }
         var ids: [Int64] = [], attempts: [Int] = [], actions: [String] = [], environments: [String] = []
@@ -110,7 +114,8 @@ public struct OutboxStore: Sendable {
             fresh AS (
                 -- Completions not recorded yet (a retried batch may have been committed already).
                 SELECT i.* FROM input i
-                 WHERE NOT EXISTS (SELECT 1 FROM flexcharge.attempts a
+                 WHERE NOT $19::boolean
+                    OR NOT EXISTS (SELECT 1 FROM flexcharge.attempts a
                                     WHERE a.event_id = i.id AND a.attempt = i.attempt AND a.worker = $1
                                       AND a.started_at = i.started_at)
             ),
@@ -148,7 +153,7 @@ public struct OutboxStore: Sendable {
             SELECT id FROM input WHERE id NOT IN (SELECT id FROM fresh)
             """,
             [worker, ids, attempts, actions, environments, started, finished, latencies, statuses, classes, errors,
-             states, nextActions, retryAt, transactionKeys, sessionKeys, decisions, fieldErrors],
+             states, nextActions, retryAt, transactionKeys, sessionKeys, decisions, fieldErrors, retrying],
             timeout: timeout)
         return Set(try result.rows.map { try $0.decode("id", as: Int64.self) })
     }
@@ -177,11 +182,13 @@ public struct OutboxStore: Sendable {
             """
             UPDATE flexcharge.outbox
                SET state = 'pending', attempts = greatest(attempts - 1, 0), lease_owner = NULL,
-                   -- Only an event that was never called leaves FlexCharge's idempotency window unstarted
-                   -- (an operator's retry resets attempts, so they cannot tell).
+                   -- Only an event that was never called (no call, and no lease that expired mid-call, in
+                   -- its ledger) leaves FlexCharge's idempotency window unstarted (an operator's retry
+                   -- resets attempts, so they cannot tell).
                    first_claimed_at = CASE WHEN NOT EXISTS (
                                           SELECT 1 FROM flexcharge.attempts a
-                                           WHERE a.event_id = flexcharge.outbox.id AND a.action IN ('send', 'lookup'))
+                                           WHERE a.event_id = flexcharge.outbox.id
+                                             AND a.action IN ('send', 'lookup', 'lease_expired'))
                                       THEN NULL ELSE first_claimed_at END,
                    lease_expires_at = NULL, next_attempt_at = now(), updated_at = now()
              WHERE id = ANY($1::bigint[]) AND state = 'running' AND lease_owner = $2
@@ -192,10 +199,12 @@ public struct OutboxStore: Sendable {
     /// Returns expired leases to pending (see `flexcharge.rescue_expired_leases()`), holding each
     /// rescued event back for `hold` so that the worker whose lease expired can still write an
     /// outcome it has (migrations/0010).
+    /// The kinds it sends to a lookup first are ``ClaimedEvent/Kind/isLookedUpAfterAmbiguity``'s.
     @discardableResult
     public func rescueExpiredLeases(maxAttempts: Int, hold: Duration = .zero, on session: PGSession) async throws -> Int {
         let rows = try await session.query(
-            "SELECT flexcharge.rescue_expired_leases($1, make_interval(secs => $2)) AS n", [maxAttempts, hold.seconds]).rows
+            "SELECT flexcharge.rescue_expired_leases($1, make_interval(secs => $2), $3::text[]) AS n",
+            [maxAttempts, hold.seconds, Self.lookedUpKinds]).rows
         guard let row = rows.first else { return 0 }
         return try row.decode("n")
     }
@@ -209,4 +218,7 @@ public struct OutboxStore: Sendable {
             """)
         return try result.rows.map { (try $0.decode("lane_name"), try $0.decode("depth"), try $0.decode("oldest")) }
     }
+
+    /// The kinds looked up before anything is sent again after a call that may have reached FlexCharge.
+    static let lookedUpKinds = ClaimedEvent.Kind.allCases.filter(\.isLookedUpAfterAmbiguity).map(\.rawValue)
 }

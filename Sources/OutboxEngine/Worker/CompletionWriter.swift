@@ -124,7 +124,7 @@ final class CompletionWriter: Sendable {
             do {
                 // While finishing, a statement may take only what is left of the deadline.
                 let remaining = state.withLock { $0.giveUpAt }.map { max($0 - ContinuousClock.now, .milliseconds(100)) }
-                let written = try await store.record(batch, worker: worker, on: session, timeout: remaining)
+                let written = try await store.record(batch, worker: worker, on: session, retrying: failures > 0, timeout: remaining)
                 state.withLock { state in for completion in batch { state.submitted[completion.eventID] = nil } }
                 failures = 0
                 for lost in batch where !written.contains(lost.eventID) {
