@@ -70,8 +70,9 @@ import TestSupport
     }
 
     @Test func tokenizeAndWebhooksAreRateLimitedWith429AndRetryAfter() async throws {
-        // One token every 5 s: a loaded machine cannot refill a bucket between the requests of the test.
-        let limits = IntegrationServer.Limits(tokenizePerClient: .init(perSecond: 0.2, burst: 2), webhookPerClient: .init(perSecond: 0.2, burst: 3))
+        // One token every 20 s: even a cold, loaded CI machine cannot refill a bucket between the requests of
+        // the test (one token every 5 s could: a first request took that long there).
+        let limits = IntegrationServer.Limits(tokenizePerClient: .init(perSecond: 0.05, burst: 2), webhookPerClient: .init(perSecond: 0.05, burst: 3))
         try await HardenedServer.with(limits: limits) { server in
             var tokenizeStatuses: [Int] = []
             var retryAfter: String?
@@ -90,7 +91,7 @@ import TestSupport
             #expect(webhookStatuses.prefix(3).allSatisfy { $0 == 401 }, "\(webhookStatuses)")
             #expect(webhookStatuses.last == 429, "\(webhookStatuses)")
             // The bucket refills: after its Retry-After the client is served again.
-            try await Task.sleep(for: .milliseconds(5200))
+            try await Task.sleep(for: .milliseconds(20_500))
             #expect(try await server.post("/webhooks/flexcharge?merchant=m1", headers: [], body: "{}").status == 401)
             #expect(server.logs.all.contains { $0.contains("rate limited") })
         }
@@ -129,18 +130,20 @@ import TestSupport
             #expect(statuses.count == 20)
             #expect(statuses.allSatisfy { $0 == 401 || $0 == 503 }, "\(statuses)")
             // Both sessions held elsewhere: the request waits 300 ms for one, then gets 503 with Retry-After.
+            // Held until the request has been answered (a fixed 2 s could run out first on a loaded machine).
             let holding = Task {
                 try await server.pool.withSession { _ in
-                    try await server.pool.withSession { _ in try await Task.sleep(for: .seconds(2)) }
+                    try await server.pool.withSession { _ in try await Task.sleep(for: .seconds(30)) }
                 }
             }
-            try await Task.sleep(for: .milliseconds(200))
+            while await server.pool.usage.leased < 2 { try await Task.sleep(for: .milliseconds(20)) }
             let started = ContinuousClock.now
             let reply = try await server.post("/webhooks/flexcharge?merchant=m1", headers: [], body: "{}")
             #expect(reply.status == 503)
             #expect(reply.headers["retry-after"] == "1")
             #expect(ContinuousClock.now - started < .seconds(5), "waited for the 300 ms lease timeout, not for the session")
-            try await holding.value
+            holding.cancel()
+            _ = try? await holding.value
             #expect(try await server.post("/webhooks/flexcharge?merchant=m1", headers: [], body: "{}").status == 401)
             #expect(await server.pool.usage.waiting == 0)
         }
