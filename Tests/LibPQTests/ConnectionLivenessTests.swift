@@ -131,7 +131,7 @@ import TestSupport
             let error = await #expect(throws: PGError.self) { try await session.query("SELECT 1") }
             #expect(error?.kind == .usage)
             #expect(error?.message == "the session is closed")
-            #expect(ContinuousClock.now - started < .seconds(1))
+            #expect(ContinuousClock.now - started < .seconds(5))  // at once, not a hang (generous: every suite runs at once)
         }
     }
 
@@ -291,11 +291,11 @@ import TestSupport
             print("frozen server: statement failed after \(statementTime), cancelled after \(cancelTime), connect after \(connectTime)")
             // 2 s statement timeout + 2 s grace; 0.5 s + 2 s grace; connect_timeout 2 s.
             #expect((statementError as? PGError)?.kind == .connection, "\(String(describing: statementError))")
-            #expect(statementTime >= .seconds(4) && statementTime < .seconds(6), "\(statementTime)")
+            #expect(statementTime >= .seconds(4) && statementTime < .seconds(9), "\(statementTime)")
             #expect((cancelError as? PGError)?.kind == .cancelled, "\(String(describing: cancelError))")
-            #expect(cancelTime >= .milliseconds(2400) && cancelTime < .seconds(4), "\(cancelTime)")
+            #expect(cancelTime >= .milliseconds(2400) && cancelTime < .seconds(6), "\(cancelTime)")
             #expect((connectError as? PGError)?.kind == .connection, "\(String(describing: connectError))")
-            #expect(connectTime >= .seconds(2) && connectTime < .seconds(4), "\(connectTime)")
+            #expect(connectTime >= .seconds(2) && connectTime < .seconds(6), "\(connectTime)")
             try cluster.thaw()
             thawed = true
         } catch {

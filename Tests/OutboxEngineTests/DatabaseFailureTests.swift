@@ -85,7 +85,7 @@ import TestSupport
                 try await h.waitUntilSettled()
                 print("CIT pick-up latency: before \(before), after killing the listener \(afterListener), after killing every connection \(afterAll), next \(followUp)")
                 for latency in [before, afterListener, afterAll, followUp] {
-                    #expect(latency < .milliseconds(1000), "picked up after \(latency): NOTIFY was lost, the 5 s poll found it")
+                    #expect(latency < .milliseconds(3000), "picked up after \(latency): NOTIFY was lost, the 5 s poll found it")
                 }
             }
             let states = try await h.session.query("SELECT state, count(*) AS n FROM flexcharge.outbox GROUP BY state").rows
