@@ -46,8 +46,17 @@ README = DEPLOY / "README.md"
 WORKER_COMMAND = REPO / "Sources/OutboxCLI/Commands/WorkerCommand.swift"
 MIGRATE_COMMAND = REPO / "Sources/OutboxCLI/Commands/MigrateCommand.swift"
 DATABASE_OPTIONS = REPO / "Sources/OutboxCLI/Support/DatabaseOptions.swift"
-HEALTH_SERVER = REPO / "Sources/OutboxEngine/Observability/HealthServer.swift"
-WORKER_METRICS = REPO / "Sources/OutboxEngine/Observability/WorkerMetrics.swift"
+
+
+def source_file(name: str) -> Path:
+    """A Swift file found by name anywhere under Sources/ (targets get split and files move)."""
+    found = sorted((REPO / "Sources").rglob(name))
+    return found[0] if found else REPO / "Sources" / name
+
+
+HEALTH_SERVER = source_file("HealthServer.swift")
+INTEGRATION_SERVER = source_file("IntegrationServer.swift")
+WORKER_METRICS = source_file("WorkerMetrics.swift")
 
 DEFAULT_GRACE_SECONDS = 20.0   # WorkerCommand.graceSeconds
 DEFAULT_HTTP_PORT = 9090       # WorkerCommand.httpPort
