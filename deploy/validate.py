@@ -44,6 +44,7 @@ DOCKERIGNORE = DEPLOY / "Dockerfile.dockerignore"
 README = DEPLOY / "README.md"
 
 WORKER_COMMAND = REPO / "Sources/OutboxCLI/Commands/WorkerCommand.swift"
+SERVE_COMMAND = REPO / "Sources/OutboxCLI/Commands/ServeCommand.swift"
 MIGRATE_COMMAND = REPO / "Sources/OutboxCLI/Commands/MigrateCommand.swift"
 DATABASE_OPTIONS = REPO / "Sources/OutboxCLI/Support/DatabaseOptions.swift"
 
@@ -58,8 +59,6 @@ HEALTH_SERVER = source_file("HealthServer.swift")
 INTEGRATION_SERVER = source_file("IntegrationServer.swift")
 WORKER_METRICS = source_file("WorkerMetrics.swift")
 
-DEFAULT_GRACE_SECONDS = 20.0   # WorkerCommand.graceSeconds
-DEFAULT_HTTP_PORT = 9090       # WorkerCommand.httpPort
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 CLUSTER_SCOPED_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass"}
 
@@ -105,11 +104,76 @@ def swift_options(*files: Path) -> set[str]:
     for path in files:
         text = read(path)
         # customLong("database-url") wins over the property name.
-        for match in re.finditer(r'@(?:Option|Flag)\((?:[^()]|\([^()]*\))*\)\s*(?:\n\s*)?var\s+(\w+)', text):
-            declaration = match.group(0)
+        for match in re.finditer(r'@(?:Option|Flag)\b', text):
+            end = match.end()
+            if end < len(text) and text[end] == "(":
+                end = closing_paren(text, end)
+            declaration = text[match.start():end]
+            name = re.match(r'\s*var\s+(\w+)', text[end:])
+            if not name:
+                continue
             custom = re.search(r'customLong\("([^"]+)"\)', declaration)
-            names.add(custom.group(1) if custom else kebab(match.group(1)))
+            names.add(custom.group(1) if custom else kebab(name.group(1)))
     return names
+
+
+def closing_paren(text: str, start: int) -> int:
+    """The index after the parenthesis that closes the one at `start`, skipping string literals
+    (help texts hold parentheses of their own)."""
+    depth, index, quoted = 0, start, False
+    while index < len(text):
+        char = text[index]
+        if quoted:
+            if char == "\\":
+                index += 1
+            elif char == '"':
+                quoted = False
+        elif char == '"':
+            quoted = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return index + 1
+        index += 1
+    return len(text)
+
+
+def swift_type_file(type_name: str) -> Path | None:
+    """The Swift file under Sources/OutboxCLI that declares `struct <type_name>`."""
+    for path in sorted((REPO / "Sources/OutboxCLI").rglob("*.swift")):
+        if re.search(rf"\bstruct\s+{re.escape(type_name)}\b", read(path)):
+            return path
+    return None
+
+
+def command_options(path: Path, seen: set[str] | None = None) -> set[str]:
+    """The long options of a command: its own @Option/@Flag, and those of every @OptionGroup type
+    it includes (recursively), wherever that type is declared."""
+    seen = set() if seen is None else seen
+    names = swift_options(path)
+    for type_name in re.findall(r"@OptionGroup(?:\([^)]*\))?\s+var\s+\w+\s*:\s*(\w+)", read(path)):
+        if type_name in seen:
+            continue
+        seen.add(type_name)
+        declared = swift_type_file(type_name)
+        if declared is not None:
+            names |= command_options(declared, seen)
+    return names
+
+
+def swift_default(path: Path, property_name: str) -> float | None:
+    """The numeric default of `var <property_name> = <number>` in a Swift file."""
+    match = re.search(rf"\bvar\s+{property_name}\s*=\s*([0-9][0-9_.]*)\b", read(path))
+    return float(match.group(1).replace("_", "")) if match else None
+
+
+# Defaults read from the commands (so that a changed default is noticed here).
+DEFAULT_GRACE_SECONDS = swift_default(WORKER_COMMAND, "graceSeconds") or 20.0
+DEFAULT_HTTP_PORT = int(swift_default(WORKER_COMMAND, "httpPort") or 9090)
+DEFAULT_SERVE_PORT = int(swift_default(SERVE_COMMAND, "port") or 8081)
+DEFAULT_SERVE_DATABASE_CONNECTIONS = int(swift_default(SERVE_COMMAND, "databaseConnections") or 4)
 
 
 def option_value(args: list[str], option: str) -> str | None:
@@ -305,13 +369,15 @@ def secret_file_paths(doc: dict) -> set[str]:
 
 
 def check_workloads(report: Report, manifests: dict[str, list[dict]], workloads: list[tuple[str, dict]],
-                    secrets: dict[str, set[str]], worker_options: set[str], dockerfile: dict) -> None:
+                    secrets: dict[str, set[str]], options: dict[str, set[str]], dockerfile: dict) -> None:
+    worker_options = options["worker"]
     report.check("a worker Deployment and a migrate Job exist",
                  any(d.get("kind") == "Deployment" for _, d in workloads) and any(d.get("kind") == "Job" for _, d in workloads),
                  ", ".join(f"{d.get('kind')}/{d['metadata']['name']}" for _, d in workloads))
     exposed = dockerfile.get("expose", set())
     image_uid = dockerfile.get("uid")
     routes = set(re.findall(r'router\.get\("([^"]+)"\)', read(HEALTH_SERVER)))
+    serve_routes = set(re.findall(r'router\.(?:get|post)\("([^"]+)"\)', read(INTEGRATION_SERVER)))
 
     for file, doc in workloads:
         kind, name = doc.get("kind"), doc["metadata"]["name"]
@@ -343,7 +409,7 @@ def check_workloads(report: Report, manifests: dict[str, list[dict]], workloads:
 
             args = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
             subcommand = next((a for a in args if not a.startswith("-")), "worker")
-            report.check(f"{clabel} runs a known subcommand", subcommand in {"worker", "migrate"}, subcommand)
+            report.check(f"{clabel} runs a known subcommand", subcommand in {"worker", "migrate", "serve"}, subcommand)
 
             # Ports: everything a probe or annotation refers to is a declared containerPort.
             ports = container.get("ports") or []
@@ -389,17 +455,29 @@ def check_workloads(report: Report, manifests: dict[str, list[dict]], workloads:
                                  annotations.get("prometheus.io/path", "/metrics") == "/metrics" and "metrics" in routes,
                                  annotations.get("prometheus.io/path", "/metrics"))
 
+            if subcommand == "serve":
+                check_serve_container(report, label, clabel, doc, container, args, options["serve"], serve_routes,
+                                      numbers, exposed)
+
             # FLEXCHARGE_CREDENTIALS_KEY_FILE names a file that a Secret volume provides.
             env = {e.get("name"): e for e in container.get("env") or []}
             if "FLEXCHARGE_CREDENTIALS_KEY" in env:
                 report.check(f"{clabel} does not put the key in FLEXCHARGE_CREDENTIALS_KEY", False,
                              "use FLEXCHARGE_CREDENTIALS_KEY_FILE and a Secret volume")
             key_file = (env.get("FLEXCHARGE_CREDENTIALS_KEY_FILE") or {}).get("value")
-            if subcommand == "worker":
+            if subcommand in {"worker", "serve"}:
                 files = secret_file_paths(doc)
                 report.check(f"{clabel} FLEXCHARGE_CREDENTIALS_KEY_FILE is a mounted Secret file",
                              key_file in files, f"{key_file} in {sorted(files)}")
-            if "DATABASE_URL" in env or subcommand in {"worker", "migrate"}:
+            if subcommand == "serve":
+                if "FLEXCHARGE_TOKENIZE_SECRET" in env:
+                    report.check(f"{clabel} does not put the tokenize secret in FLEXCHARGE_TOKENIZE_SECRET", False,
+                                 "use FLEXCHARGE_TOKENIZE_SECRET_FILE and a Secret volume")
+                secret_file = (env.get("FLEXCHARGE_TOKENIZE_SECRET_FILE") or {}).get("value")
+                files = secret_file_paths(doc)
+                report.check(f"{clabel} FLEXCHARGE_TOKENIZE_SECRET_FILE is a mounted Secret file",
+                             secret_file in files, f"{secret_file} in {sorted(files)}")
+            if "DATABASE_URL" in env or subcommand in {"worker", "migrate", "serve"}:
                 report.check(f"{clabel} gets DATABASE_URL from a Secret",
                              bool(((env.get("DATABASE_URL") or {}).get("valueFrom") or {}).get("secretKeyRef")),
                              "valueFrom.secretKeyRef")
@@ -419,6 +497,115 @@ def check_workloads(report: Report, manifests: dict[str, list[dict]], workloads:
                    if selector and all(pod_labels(d).get(k) == v for k, v in selector.items())]
         report.check(f"PodDisruptionBudget/{pdb['metadata']['name']} selects a Deployment's pods", bool(matched),
                      ", ".join(matched) or f"nothing matches {selector}")
+
+
+def check_serve_container(report: Report, label: str, clabel: str, doc: dict, container: dict, args: list[str],
+                          serve_options: set[str], routes: set[str], numbers: set, exposed: set) -> None:
+    """A `flexcharge-outbox serve` container: options, port, probes (serve has only /healthz) and
+    the shutdown budget."""
+    unknown = [o for o in long_options(args) if o[2:] not in serve_options]
+    report.check(f"{clabel} serve options exist in ServeCommand.swift (and its option groups)", not unknown,
+                 f"unknown: {unknown}" if unknown else " ".join(long_options(args)) or "defaults")
+    port = int(option_value(args, "--port") or DEFAULT_SERVE_PORT)
+    report.check(f"{clabel} --port {port} is a declared container port", port in numbers, f"containerPorts {sorted(numbers)}")
+    report.check(f"{clabel} container port {port} is EXPOSEd by the Dockerfile", port in exposed, f"EXPOSE {sorted(exposed)}")
+    host = option_value(args, "--host") or "127.0.0.1"
+    report.check(f"{clabel} --host is not loopback (the Service connects to the pod's address)",
+                 host not in {"127.0.0.1", "localhost", "::1"}, host)
+    for probe_name in ("readinessProbe", "livenessProbe"):
+        path = ((container.get(probe_name) or {}).get("httpGet") or {}).get("path")
+        report.check(f"{clabel} {probe_name} is a GET route of IntegrationServer.swift",
+                     path is not None and path.lstrip("/") in routes, f"{path}; routes {sorted(routes)}")
+    annotations = pod_annotations(doc)
+    report.check(f"{label} is not scraped (serve has no /metrics route)",
+                 "metrics" not in routes and annotations.get("prometheus.io/scrape") != "true",
+                 f"routes {sorted(routes)}")
+    connections = int(option_value(args, "--database-connections") or DEFAULT_SERVE_DATABASE_CONNECTIONS)
+    report.check(f"{clabel} --database-connections is 1 to 1000 (ServeCommand's bounds)", 1 <= connections <= 1000,
+                 str(connections))
+    # Shutdown: preStop sleep, then the longest request (a tokenize: database wait, then FlexCharge's
+    # connect and request timeouts) must fit in terminationGracePeriodSeconds.
+    pre_stop = (((container.get("lifecycle") or {}).get("preStop") or {}).get("exec") or {}).get("command") or []
+    sleep = float(pre_stop[-1]) if pre_stop and pre_stop[0].endswith("sleep") else 0.0
+    client = read(source_file("FlexChargeClientConfiguration.swift"))
+    connect = re.search(r"connectTimeout: Duration = \.seconds\((\d+)\)", client)
+    request = re.search(r"requestTimeout: Duration = \.seconds\((\d+)\)", client)
+    wait = float(option_value(args, "--database-wait-seconds") or swift_default(SERVE_COMMAND, "databaseWaitSeconds") or 5)
+    longest = wait + (float(connect.group(1)) + float(request.group(1)) if connect and request else float("nan"))
+    period = float(pod_spec(doc).get("terminationGracePeriodSeconds", 30))
+    report.check(f"{label} terminationGracePeriodSeconds > preStop + the longest tokenize request",
+                 period > sleep + longest, f"{period:g} > {sleep:g} + {longest:g} (database wait + FlexCharge connect + request)")
+
+
+def check_serve_network(report: Report, manifests: dict[str, list[dict]], workloads: list[tuple[str, dict]]) -> None:
+    """serve's Service, Ingress (keeping the signed Host) and NetworkPolicy against its Deployment."""
+    docs = [d for ds in manifests.values() for d in ds]
+    serve = [d for _, d in workloads if d.get("kind") == "Deployment"
+             and any(next((a for a in (c.get("args") or []) if not str(a).startswith("-")), "") == "serve"
+                     for c in containers(d))]
+    if not report.check("a serve Deployment exists", bool(serve), ", ".join(d["metadata"]["name"] for d in serve)):
+        return
+    deployment = serve[0]
+    container = next(c for c in containers(deployment) if "serve" in (c.get("args") or []))
+    args = [str(a) for a in container.get("args") or []]
+    named_ports = {p.get("name"): p.get("containerPort") for p in container.get("ports") or []}
+    routes = set(re.findall(r'router\.(?:get|post)\("([^"]+)"\)', read(INTEGRATION_SERVER)))
+
+    services = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "Service"}
+    serve_services = [s for s in services.values()
+                      if (s.get("spec") or {}).get("selector")
+                      and all(pod_labels(deployment).get(k) == v for k, v in s["spec"]["selector"].items())]
+    report.check("a Service selects the serve pods", bool(serve_services), ", ".join(s["metadata"]["name"] for s in serve_services))
+    for service in serve_services:
+        for port in service["spec"].get("ports") or []:
+            target = port.get("targetPort", port.get("port"))
+            ok = target in named_ports if isinstance(target, str) else target in named_ports.values()
+            report.check(f"Service/{service['metadata']['name']} targetPort {target!r} is a serve container port", ok,
+                         str(named_ports))
+        report.check(f"Service/{service['metadata']['name']} is ClusterIP (the Ingress publishes the webhook path only)",
+                     service["spec"].get("type", "ClusterIP") == "ClusterIP", service["spec"].get("type", "ClusterIP"))
+
+    ingresses = [d for d in docs if d.get("kind") == "Ingress"]
+    report.check("an Ingress publishes serve's webhooks", bool(ingresses), ", ".join(i["metadata"]["name"] for i in ingresses))
+    public_host = option_value(args, "--public-host")
+    for ingress in ingresses:
+        iname = f"Ingress/{ingress['metadata']['name']}"
+        annotations = (ingress.get("metadata") or {}).get("annotations") or {}
+        rewrites = [k for k in annotations if k.endswith("upstream-vhost") or "rewrite-target" in k
+                    or k.endswith("custom-request-headers") or "hostheader" in k.lower()]
+        report.check(f"{iname} does not rewrite Host or the path (the webhook signature covers Host)", not rewrites,
+                     f"annotations: {rewrites}" if rewrites else "no rewrite annotation")
+        hosts = set()
+        for rule in (ingress.get("spec") or {}).get("rules") or []:
+            hosts.add(rule.get("host"))
+            for path in ((rule.get("http") or {}).get("paths") or []):
+                backend = ((path.get("backend") or {}).get("service") or {})
+                service = services.get(backend.get("name"))
+                report.check(f"{iname} {path.get('path')} -> Service {backend.get('name')} of the serve pods",
+                             service in serve_services, "")
+                if service is not None:
+                    wanted = (backend.get("port") or {})
+                    ports = service["spec"].get("ports") or []
+                    ok = any(p.get("name") == wanted.get("name") or p.get("port") == wanted.get("number") for p in ports)
+                    report.check(f"{iname} backend port {wanted} is a port of Service/{backend.get('name')}", ok, "")
+                report.check(f"{iname} routes only the webhook route of IntegrationServer.swift",
+                             str(path.get("path", "")).lstrip("/") == "webhooks/flexcharge" and "webhooks/flexcharge" in routes
+                             and path.get("pathType") in {"Exact", "Prefix"},
+                             f"{path.get('path')} ({path.get('pathType')}); /v1/tokenize must stay internal")
+        tls_hosts = {h for entry in (ingress.get("spec") or {}).get("tls") or [] for h in entry.get("hosts") or []}
+        report.check(f"{iname} serves every host over TLS", bool(hosts) and hosts <= tls_hosts, f"{sorted(hosts)} / tls {sorted(tls_hosts)}")
+        report.check(f"{iname} host equals serve's --public-host (the host FlexCharge signs)",
+                     public_host is None or hosts == {public_host}, f"{sorted(hosts)} vs --public-host {public_host}")
+
+    policies = [d for d in docs if d.get("kind") == "NetworkPolicy"]
+    for policy in policies:
+        selector = ((policy.get("spec") or {}).get("podSelector") or {}).get("matchLabels") or {}
+        if not all(pod_labels(deployment).get(k) == v for k, v in selector.items()):
+            continue
+        ports = [p.get("port") for rule in policy["spec"].get("ingress") or [] for p in rule.get("ports") or []]
+        ok = all((p in named_ports) if isinstance(p, str) else (p in named_ports.values()) for p in ports)
+        report.check(f"NetworkPolicy/{policy['metadata']['name']} admits serve's container port", ok and bool(ports),
+                     f"{ports} of {named_ports}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -614,7 +801,8 @@ def exec_command(value: str) -> list[str]:
     return shlex.split(value.lstrip("-@:+!"))
 
 
-def check_systemd(report: Report, worker_options: set[str]) -> None:
+def check_systemd(report: Report, options: dict[str, set[str]]) -> None:
+    worker_options = options["worker"]
     units = sorted(SYSTEMD.glob("*.service"))
     report.check("systemd units present", bool(units), ", ".join(u.name for u in units))
     parsed = {u.name: parse_unit(u) for u in units}
@@ -687,6 +875,44 @@ def check_systemd(report: Report, worker_options: set[str]) -> None:
         unknown = [o for o in long_options(extra) if o[2:] not in worker_options]
         report.check("worker.env.example FLEXCHARGE_WORKER_ARGS options exist in WorkerCommand.swift", not unknown,
                      f"unknown: {unknown}" if unknown else " ".join(long_options(extra)) or "none")
+    check_serve_unit(report, parsed, options["serve"])
+
+
+def check_serve_unit(report: Report, parsed: dict[str, dict], serve_options: set[str]) -> None:
+    serve = parsed.get("flexcharge-outbox-serve.service")
+    if not report.check("serve unit exists", serve is not None, "flexcharge-outbox-serve.service"):
+        return
+    report.check("serve Wants= and After= the migrate unit",
+                 "flexcharge-outbox-migrate.service" in words(serve, "Unit", "Wants")
+                 and "flexcharge-outbox-migrate.service" in words(serve, "Unit", "After"), "")
+    start = exec_command(values(serve, "Service", "ExecStart")[-1])
+    args = start[1:]
+    report.check("serve ExecStart runs `flexcharge-outbox serve`", args[:1] == ["serve"], " ".join(start))
+    example = SYSTEMD / "serve.env.example"
+    env = dict(line.split("=", 1) for line in read(example).splitlines()
+               if line.strip() and not line.lstrip().startswith("#") and "=" in line)
+    extra = shlex.split(env.get("FLEXCHARGE_SERVE_ARGS", ""))
+    for label, given in (("ExecStart", args), ("serve.env.example FLEXCHARGE_SERVE_ARGS", extra)):
+        unknown = [o for o in long_options(given) if o[2:] not in serve_options]
+        report.check(f"serve {label} options exist in ServeCommand.swift", not unknown,
+                     f"unknown: {unknown}" if unknown else " ".join(long_options(given)) or "none")
+    report.check("serve.env.example sets neither secret in the environment",
+                 "FLEXCHARGE_CREDENTIALS_KEY" not in env and "FLEXCHARGE_TOKENIZE_SECRET" not in env
+                 and "REPLACE_ME" in env.get("DATABASE_URL", "REPLACE_ME"), "both come from LoadCredential=")
+    credentials = [v.split(":", 1)[0] for v in values(serve, "Service", "LoadCredential")]
+    files = {v.split("=", 1)[0]: v.split("=", 1)[1] for v in values(serve, "Service", "Environment") if "=" in v}
+    for variable in ("FLEXCHARGE_CREDENTIALS_KEY_FILE", "FLEXCHARGE_TOKENIZE_SECRET_FILE"):
+        report.check(f"serve {variable}=%d/<LoadCredential name>",
+                     any(files.get(variable) == f"%d/{c}" for c in credentials), f"{files.get(variable)} / {credentials}")
+    host = option_value(args + extra, "--host") or "127.0.0.1"
+    report.check("serve unit binds loopback (behind a local TLS proxy) or allows remote plain HTTP",
+                 host in {"127.0.0.1", "::1", "localhost"} or "--allow-remote-plain-http" in args + extra, host)
+    stop = seconds((values(serve, "Service", "TimeoutStopSec") or ["90"])[-1])
+    client = read(source_file("FlexChargeClientConfiguration.swift"))
+    timeouts = [float(x) for x in re.findall(r"(?:connect|request)Timeout: Duration = \.seconds\((\d+)\)", client)]
+    wait = float(option_value(args + extra, "--database-wait-seconds") or swift_default(SERVE_COMMAND, "databaseWaitSeconds") or 5)
+    report.check("serve TimeoutStopSec covers the longest tokenize request", len(timeouts) == 2 and stop >= wait + sum(timeouts),
+                 f"{stop:g} s >= {wait:g} + {' + '.join(f'{x:g}' for x in timeouts)} s")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -695,7 +921,8 @@ def check_systemd(report: Report, worker_options: set[str]) -> None:
 
 def check_docs(report: Report) -> None:
     sources = "\n".join(read(p) for p in (REPO / "Sources").rglob("*.swift"))
-    for variable in ("DATABASE_URL", "FLEXCHARGE_CREDENTIALS_KEY_FILE", "FLEXCHARGE_MIGRATIONS"):
+    for variable in ("DATABASE_URL", "FLEXCHARGE_CREDENTIALS_KEY_FILE", "FLEXCHARGE_MIGRATIONS",
+                     "FLEXCHARGE_TOKENIZE_SECRET_FILE", "FLEXCHARGE_TOKENIZE_SECRET"):
         used = variable in read(DOCKERFILE) + read(README) + "".join(read(p) for p in K8S.glob("*.yaml")) \
             + "".join(read(p) for p in SYSTEMD.glob("*"))
         report.check(f"environment variable {variable} is read by the program", not used or f'"{variable}"' in sources,
@@ -709,6 +936,26 @@ def check_docs(report: Report) -> None:
                  f"missing: {sorted(defined - documented)}" if defined - documented else f"{len(defined)} metrics")
     report.check("README names no metric that the program lacks", documented <= defined,
                  f"unknown: {sorted(documented - defined)}" if documented - defined else "all exist")
+
+
+def worker_connections() -> int:
+    """PostgreSQL sessions a worker opens: the PGSessions of OutboxWorker.run() and the breaker board's."""
+    return sum(read(source_file(name)).count("PGSession(configuration:") for name in ("OutboxWorker.swift", "BreakerBoard.swift"))
+
+
+def check_connection_counts(report: Report) -> None:
+    """Every "N connections per worker" in deploy/ is the number of sessions the worker opens."""
+    count = worker_connections()
+    patterns = [r"(\d+) connections per (?:worker|pod)", r"worker(?: pod)? holds (\d+) connections",
+                r"Database connections: (\d+) per worker", r"\(replicas \+ 2\) × (\d+)", r"plus (\d+) to PostgreSQL"]
+    found = []
+    for path in sorted(p for p in DEPLOY.rglob("*") if p.is_file() and p.suffix not in {".py", ".json"}):
+        text = re.sub(r"\s+", " ", read(path))
+        for pattern in patterns:
+            found += [(rel(path), int(n)) for n in re.findall(pattern, text)]
+    wrong = [f"{file}: {n}" for file, n in found if n != count]
+    report.check(f"deploy files give a worker {count} database connections (OutboxWorker.swift, BreakerBoard.swift)",
+                 count > 0 and bool(found) and not wrong, f"wrong: {wrong}" if wrong else f"{len(found)} mention(s)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -755,7 +1002,9 @@ def check_tools(report: Report) -> None:
             for unit in SYSTEMD.glob("*.service"):
                 shutil.copy(unit, rootp / "etc/systemd/system" / unit.name)
             shutil.copy(SYSTEMD / "worker.env.example", rootp / "etc/flexcharge-outbox/worker.env")
+            shutil.copy(SYSTEMD / "serve.env.example", rootp / "etc/flexcharge-outbox/serve.env")
             (rootp / "etc/flexcharge-outbox/credentials-key").write_text("placeholder\n")
+            (rootp / "etc/flexcharge-outbox/tokenize-secret").write_text("placeholder-placeholder\n")
             units = [f"/etc/systemd/system/{u.name}" for u in SYSTEMD.glob("*.service")]
             run_tool(report, "systemd-analyze verify deploy/systemd/*.service",
                      [analyze, "verify", f"--root={root}", *units], cwd=rootp)
@@ -769,9 +1018,13 @@ def main() -> int:
     options = parser.parse_args()
 
     report = Report()
-    worker_options = swift_options(WORKER_COMMAND, DATABASE_OPTIONS)
-    report.check("worker options read from WorkerCommand.swift", "grace-seconds" in worker_options,
-                 f"{len(worker_options)} options")
+    options_by_command = {"worker": command_options(WORKER_COMMAND), "serve": command_options(SERVE_COMMAND)}
+    report.check("worker options read from WorkerCommand.swift and its option groups",
+                 {"grace-seconds", "database-url", "sandbox-url", "http-port"} <= options_by_command["worker"],
+                 f"{len(options_by_command['worker'])} options")
+    report.check("serve options read from ServeCommand.swift and its option groups",
+                 {"public-host", "database-url", "sandbox-url", "port"} <= options_by_command["serve"],
+                 f"{len(options_by_command['serve'])} options")
 
     dockerfile = check_dockerfile(report)
     manifests = load_manifests(report)
@@ -780,9 +1033,11 @@ def main() -> int:
                      if doc.get("kind") in WORKLOAD_KINDS]
         secrets = check_secret_example(report, manifests)
         check_kustomization(report, manifests, workloads)
-        check_workloads(report, manifests, workloads, secrets, worker_options, dockerfile)
-    check_systemd(report, worker_options)
+        check_workloads(report, manifests, workloads, secrets, options_by_command, dockerfile)
+        check_serve_network(report, manifests, workloads)
+    check_systemd(report, options_by_command)
     check_docs(report)
+    check_connection_counts(report)
     if options.tools:
         check_tools(report)
 
