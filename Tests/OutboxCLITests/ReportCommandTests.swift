@@ -11,11 +11,12 @@ import TestSupport
     /// - m1, a.example, MIT, production: o5 (SUBMITTED, awaiting), o6 (APPROVED, 2500 cents).
     /// - m2, b.example, CIT website, sandbox: transmit o7 failed, evaluate o8 dead.
     /// o9 is on 2026-11-21, outside the period.
+    /// None is test traffic, none was refunded, cancelled or charged back: net equals gross.
     static let expected: Set<String> = [
-        "2026-11-20,m1,D1,D1,cit,call_center,,1,0,0,0,0,0,0,0,0,1,0",
-        "2026-11-20,m1,a.example,D1,cit,website,sandbox,4,1,3,1,1000,1,1,1,0,0,0",
-        "2026-11-20,m1,a.example,D1,mit,,production,2,0,2,1,2500,0,0,1,0,0,0",
-        "2026-11-20,m2,b.example,D2,cit,website,sandbox,2,0,0,0,0,0,0,0,1,0,1",
+        "2026-11-20,m1,D1,D1,cit,call_center,,false,1,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0",
+        "2026-11-20,m1,a.example,D1,cit,website,sandbox,false,4,1,3,1,1000,1,1,1,0,0,0,0,0,0,0,0,1000,0",
+        "2026-11-20,m1,a.example,D1,mit,,production,false,2,0,2,1,2500,0,0,1,0,0,0,0,0,0,0,0,2500,0",
+        "2026-11-20,m2,b.example,D2,cit,website,sandbox,false,2,0,0,0,0,0,0,0,1,0,1,0,0,0,0,0,0,0",
     ]
 
     @Test func theReportEqualsTheHandComputedTable() async throws {
@@ -26,7 +27,7 @@ import TestSupport
             let run = try await runCLI(["report", "--from", "2026-11-20", "--to", "2026-11-20", "--format", "csv"], environment: ["DATABASE_URL": db.url])
             #expect(run.status == 0, "\(run.stderr)")
             let lines = run.stdout.split(separator: "\n").map(String.init)
-            #expect(lines.first == "day,merchant_id,site,descriptor,channel,origin,environment,events,transmitted,evaluated,approved,approved_cents,declined,challenge,pending,failed,skipped,dead")
+            #expect(lines.first == "day,merchant_id,site,descriptor,channel,origin,environment,is_test,events,transmitted,evaluated,approved,approved_cents,declined,challenge,pending,failed,skipped,dead,cancelled,expired,refunded_cents,cancelled_cents,chargeback_cents,net_cents,unpriced_adjustments")
             #expect(Set(lines.dropFirst()) == Self.expected)
             #expect(lines.count == Self.expected.count + 1)
 
@@ -34,6 +35,8 @@ import TestSupport
             let rows = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [[String: Any]]
             #expect(rows.count == 2)
             #expect(rows.map { $0["approved_cents"] as? Int } == [0, 4200])
+            #expect(rows.map { $0["net_cents"] as? Int } == [0, 4200])
+            #expect(rows.map { $0["is_test"] as? Bool } == [false, false])
 
             let table = try await runCLI(["report", "--from", "2026-11-20", "--to", "2026-11-20"], environment: ["DATABASE_URL": db.url])
             #expect(table.stdout.contains("approved_cents"))

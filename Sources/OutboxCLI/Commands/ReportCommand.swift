@@ -2,14 +2,19 @@ import ArgumentParser
 import Foundation
 import LibPQ
 
-/// `flexcharge-outbox report`: the numbers of `flexcharge.daily_report`.
+/// `flexcharge-outbox report`: the numbers of `flexcharge.daily_report` (migrations/0016): events,
+/// outcomes and the money rescued, gross and net of refunds, cancellations and chargebacks.
 struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Events and FlexCharge outcomes per merchant, site, descriptor, channel, origin, environment and day.",
+        abstract: "Events, FlexCharge outcomes and money rescued per merchant, site, descriptor, channel, origin, environment, test flag and day.",
         discussion: """
             The same numbers as the view flexcharge.daily_report: counted per event, never per \
-            attempt (a retried event counts once). Days are UTC; --to is inclusive.
+            attempt (a retried event counts once). Days are UTC; --to is inclusive. Test traffic \
+            (is_test) has rows of its own. approved_cents is the gross money rescued (captures \
+            included); net_cents is what remains after refunds, cancellations and chargebacks, each \
+            listed with its source event or webhook in the view flexcharge.money_adjustments. Money \
+            is reported on the day and row of the order's evaluate.
 
             Examples:
               flexcharge-outbox report --from 2026-11-01 --to 2026-11-30
@@ -24,8 +29,9 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(help: "table, csv or json.") var format = "table"
 
     static let columns = [
-        "day", "merchant_id", "site", "descriptor", "channel", "origin", "environment", "events", "transmitted", "evaluated",
-        "approved", "approved_cents", "declined", "challenge", "pending", "failed", "skipped", "dead",
+        "day", "merchant_id", "site", "descriptor", "channel", "origin", "environment", "is_test", "events", "transmitted",
+        "evaluated", "approved", "approved_cents", "declined", "challenge", "pending", "failed", "skipped", "dead", "cancelled",
+        "expired", "refunded_cents", "cancelled_cents", "chargeback_cents", "net_cents", "unpriced_adjustments",
     ]
 
     func run() async throws {
@@ -45,7 +51,8 @@ struct ReportCommand: AsyncParsableCommand {
                 SELECT \(Self.columns.map { "\($0)::text" }.joined(separator: ", "))
                   FROM flexcharge.daily_report
                  WHERE day BETWEEN $1::date AND $2::date AND ($3::text IS NULL OR merchant_id = $3)
-                 ORDER BY day, merchant_id, site NULLS FIRST, descriptor NULLS FIRST, channel, origin NULLS FIRST, environment NULLS FIRST
+                 ORDER BY day, merchant_id, site NULLS FIRST, descriptor NULLS FIRST, channel, origin NULLS FIRST, environment NULLS FIRST,
+                          is_test
                 """, [from, to, merchant])
             return result.rows.map { $0.values.map { $0 ?? "" } }
         }
@@ -55,7 +62,7 @@ struct ReportCommand: AsyncParsableCommand {
         case "json":
             let objects = rows.map { row in
                 Dictionary(uniqueKeysWithValues: zip(Self.columns, row).map { key, value -> (String, ReportValue) in
-                    (key, Int64(value).map(ReportValue.number) ?? (value.isEmpty ? .null : .text(value)))
+                    (key, key == "is_test" ? .bool(value == "true") : Int64(value).map(ReportValue.number) ?? (value.isEmpty ? .null : .text(value)))
                 })
             }
             print(try jsonText(objects))
@@ -74,13 +81,14 @@ struct ReportCommand: AsyncParsableCommand {
     }
 }
 
-/// A JSON cell: number, text or null.
+/// A JSON cell: number, boolean, text or null.
 enum ReportValue: Encodable {
-    case number(Int64), text(String), null
+    case number(Int64), bool(Bool), text(String), null
     func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
         case .number(let n): try container.encode(n)
+        case .bool(let b): try container.encode(b)
         case .text(let s): try container.encode(s)
         case .null: try container.encodeNil()
         }

@@ -10,17 +10,17 @@ import Logging
 struct OutcomePoller: Sendable {
     let session: PGSession
     let clients: [String: FlexChargeClient]
-    let sealer: CredentialSealer
+    let credentials: CredentialCache
     let polling: OutcomePolling
     let worker: String
     let logger: Logger
     private let store = OutcomeStore()
 
-    init(session: PGSession, clients: [String: FlexChargeClient], sealer: CredentialSealer, polling: OutcomePolling,
+    init(session: PGSession, clients: [String: FlexChargeClient], credentials: CredentialCache, polling: OutcomePolling,
          worker: String, logger: Logger) {
         self.session = session
         self.clients = clients
-        self.sealer = sealer
+        self.credentials = credentials
         self.polling = polling
         self.worker = worker
         self.logger = logger
@@ -73,28 +73,28 @@ struct OutcomePoller: Sendable {
             lookup.error = "no FlexCharge URL is configured for \(outcome.environment)"
             return finish(lookup, outcome: outcome, expiry: outcome.payloadExpiry, decision: nil, delay: pendingDelay)
         }
-        let credentials: MerchantCredentials
+        let merchant: MerchantCredentials
         do {
-            guard let sealed = outcome.credentials else {
-                throw CredentialError("merchant \(outcome.merchantID) has no \(outcome.environment) credentials")
-            }
-            credentials = try sealer.apiCredentials(sealed)
+            merchant = try credentials.credentials(outcome.credentials, merchantID: outcome.merchantID, environment: outcome.environment)
         } catch {
             lookup.failureClass = "config"
             lookup.error = "\(error)"
             return finish(lookup, outcome: outcome, expiry: outcome.payloadExpiry, decision: nil, delay: pendingDelay)
         }
         do {
-            let answer = try await client.order(id: outcome.orderSessionKey, credentials: credentials)
+            let answer = try await client.order(id: outcome.orderSessionKey, credentials: merchant)
             lookup.httpStatus = answer.httpStatus
             let expiry = OutcomeRules.date(answer.body.expiryDate) ?? outcome.payloadExpiry
-            let change = OutcomeRules.change(forOrder: answer.body, expiry: expiry, now: Date())
-            if let change, change.isFinal {
-                lookup.result = .final(decision: change.decision)
+            // A status not understood changes nothing: looked up again later.
+            let decision = OrderStatus(of: answer.body).map {
+                Decision.settled(by: $0, known: outcome.decision, pastExpiry: expiry.map { $0 <= Date() } ?? false)
+            }
+            if let decision, decision.isFinal {
+                lookup.result = .final(decision: decision.rawValue)
                 lookup.finishedAt = Date()
                 return lookup
             }
-            return finish(lookup, outcome: outcome, expiry: expiry, decision: change?.decision, delay: pendingDelay,
+            return finish(lookup, outcome: outcome, expiry: expiry, decision: decision?.rawValue, delay: pendingDelay,
                           status: answer.body.statusName)
         } catch let error as FlexChargeError {
             lookup.httpStatus = error.httpStatus

@@ -1,47 +1,8 @@
 import FlexChargeAPI
 import Foundation
 
-/// What a later FlexCharge message means for an evaluate that awaits its outcome.
-public struct OutcomeChange: Sendable, Equatable {
-    /// The event's new `decision`.
-    public var decision: String
-    /// True when the order is final: the event leaves `awaiting_outcome` for `succeeded`.
-    public var isFinal: Bool
-}
-
-/// The rules that turn webhooks and order lookups into outcome changes.
+/// Rules of the outcome lookups that are not about decisions (those live in ``Decision``).
 public enum OutcomeRules {
-    /// The webhook events the receiver records (contract §6.7).
-    public static let knownEvents: Set<String> = [
-        "order.completed", "order.expired", "order.cancelled", "order.refunded", "order.capturerequired",
-        "payment.chargeback.received", "challenge.presented", "challenge.attempted", "challenge.passed", "challenge.failed",
-    ]
-
-    /// The change a webhook brings; `nil` for events recorded only (refund, chargeback, challenge progress).
-    public static func change(forWebhook event: String) -> OutcomeChange? {
-        switch event {
-        case "order.completed": OutcomeChange(decision: "APPROVED", isFinal: true)
-        case "order.expired": OutcomeChange(decision: "EXPIRED", isFinal: true)
-        case "order.cancelled": OutcomeChange(decision: "CANCELLED", isFinal: true)
-        case "challenge.failed": OutcomeChange(decision: "DECLINED", isFinal: true)
-        case "order.capturerequired": OutcomeChange(decision: "CAPTUREREQUIRED", isFinal: false)
-        default: nil
-        }
-    }
-
-    /// The change an order lookup brings; `nil` while the order is still being worked.
-    /// A cancelled order past its expiry is `EXPIRED` (FlexCharge ends expired MIT orders as cancelled).
-    public static func change(forOrder order: Order, expiry: Date?, now: Date) -> OutcomeChange? {
-        switch order.statusName?.uppercased() ?? "" {
-        case "COMPLETED", "RETURNED": return OutcomeChange(decision: "APPROVED", isFinal: true)
-        case "CANCELLED":
-            if let expiry, expiry <= now { return OutcomeChange(decision: "EXPIRED", isFinal: true) }
-            return OutcomeChange(decision: "CANCELLED", isFinal: true)
-        case "CAPTUREREQUIRED": return OutcomeChange(decision: "CAPTUREREQUIRED", isFinal: false)
-        default: return nil
-        }
-    }
-
     /// Parses FlexCharge's ISO-8601 dates, with or without fractional seconds or a zone.
     public static func date(_ text: String?) -> Date? {
         guard var text, !text.isEmpty else { return nil }

@@ -13,6 +13,8 @@ public struct DueOutcome: Sendable {
     public let answeredAt: Date
     /// `payload.expiryDateUtc`, when the gateway gave one (MIT).
     public let payloadExpiry: Date?
+    /// The decision recorded so far (CHALLENGE, SUBMITTED, CAPTUREREQUIRED), `nil` when none is understood.
+    public let decision: Decision?
     public let credentials: SealedCredentials?
 }
 
@@ -61,7 +63,8 @@ public struct OutcomeStore: Sendable {
                    SET next_attempt_at = now() + make_interval(secs => $3::float8)
                   FROM due WHERE o.id = due.id
                 RETURNING o.id, o.merchant_id, o.environment, o.order_session_key, o.outcome_polls,
-                          coalesce(o.completed_at, o.updated_at) AS answered_at, o.payload ->> 'expiryDateUtc' AS expiry
+                          coalesce(o.completed_at, o.updated_at) AS answered_at, o.payload ->> 'expiryDateUtc' AS expiry,
+                          o.decision
             )
             SELECT c.*, mc.mid, mc.key_id, mc.app_key_sealed, mc.app_secret_sealed,
                    mc.updated_at AS credentials_updated_at
@@ -76,6 +79,7 @@ public struct OutcomeStore: Sendable {
                 environment: try row.decode("environment"), orderSessionKey: try row.decode("order_session_key"),
                 polls: try row.decode("outcome_polls"), answeredAt: try row.decode("answered_at"),
                 payloadExpiry: OutcomeRules.date(try row.decode("expiry", as: String?.self)),
+                decision: Decision(rawValue: try row.decode("decision", as: String?.self) ?? ""),
                 credentials: try SealedCredentials(row: row))
         }
     }

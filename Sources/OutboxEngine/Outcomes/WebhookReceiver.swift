@@ -67,7 +67,7 @@ public struct WebhookReceiver: Sendable {
         guard !verified.isEmpty else {
             return refuse("signature does not verify", merchant: merchantID)
         }
-        guard let sent = Self.rfc1123(date), abs(sent.timeIntervalSince(now())) <= clockSkew.secondsValue else {
+        guard let sent = HTTPDate.parse(date), abs(sent.timeIntervalSince(now())) <= clockSkew.secondsValue else {
             return refuse("x-fc-date outside the accepted clock skew", merchant: merchantID)
         }
         guard let payload = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],
@@ -186,14 +186,15 @@ public struct WebhookReceiver: Sendable {
         }
         // The evaluate of this environment this order came from: by FlexCharge's order id, else (an
         // evaluate that never got one) by the gateway's order id.
-        let eventID = try tx.query(
+        let evaluate = try tx.query(
             """
-            SELECT id FROM flexcharge.outbox
+            SELECT id, decision FROM flexcharge.outbox
              WHERE merchant_id = $1 AND kind = 'evaluate' AND environment = $4
                AND (order_session_key = $2 OR (order_session_key IS NULL AND order_id = $3))
              ORDER BY (order_session_key IS NOT DISTINCT FROM $2) DESC, id DESC
              LIMIT 1
-            """, [d.merchantID, d.orderID, d.externalOrderID, d.environment]).first?.decode("id", as: Int64.self)
+            """, [d.merchantID, d.orderID, d.externalOrderID, d.environment]).first
+        let eventID = try evaluate?.decode("id", as: Int64.self)
         let inserted = try tx.query(
             """
             INSERT INTO flexcharge.outcome_events (source, merchant_id, environment, event_id, fc_event, fc_order_id,
@@ -207,28 +208,22 @@ public struct WebhookReceiver: Sendable {
             [d.merchantID, d.environment, eventID, d.event, d.orderID, d.externalOrderID, d.confirmationID, d.timestamp,
              d.isTestMode, PGJSON(text: d.body)]).first!
         guard try inserted.decode("inserted", as: Bool.self) else { return .duplicate }
-        if let eventID, let change = OutcomeRules.change(forWebhook: d.event) {
+        // Refunds, cancellations and chargebacks after approval change no decision: the money
+        // reports count them from this row (flexcharge.money_adjustments, migrations/0016).
+        let known = try evaluate?.decode("decision", as: String?.self).flatMap { Decision(rawValue: $0) }
+        if let eventID, let decision = Decision.settled(byWebhook: d.event, known: known) {
             let changed = try tx.execute(
                 """
                 UPDATE flexcharge.outbox
-                   SET decision = $2, state = CASE WHEN $3::boolean THEN 'succeeded' ELSE state END,
+                   SET decision = $2, state = $3,
                        completed_at = now(), last_error_class = NULL, last_error = NULL, updated_at = now()
                  WHERE id = $1 AND state = 'awaiting_outcome' AND environment = $4
-                """, [eventID, change.decision, change.isFinal, d.environment])
+                """, [eventID, decision.rawValue, decision.eventState, d.environment])
             if changed == 1 {
                 try tx.execute("UPDATE flexcharge.outcome_events SET decision = $2 WHERE id = $1",
-                               [try inserted.decode("id", as: Int64.self), change.decision])
+                               [try inserted.decode("id", as: Int64.self), decision.rawValue])
             }
         }
         return .recorded
-    }
-
-    /// `Mon, 20 Mar 2023 17:16:40 GMT`.
-    static func rfc1123(_ text: String) -> Date? {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        return formatter.date(from: text)
     }
 }

@@ -33,9 +33,13 @@ public struct Reconciler: Sendable {
             let theirs = try await orders(of: merchant, in: environment, day: day)
             let ours = try await session.query(
                 """
-                SELECT order_session_key, order_id, decision, amount_cents FROM flexcharge.outbox
-                 WHERE merchant_id = $1 AND environment = $2 AND kind = 'evaluate' AND order_session_key IS NOT NULL
-                   AND created_at >= $3 AND created_at < $3 + interval '1 day'
+                SELECT o.order_session_key, o.order_id, o.decision, o.amount_cents, o.payload ->> 'expiryDateUtc' AS expiry,
+                       EXISTS (SELECT 1 FROM flexcharge.money_adjustments a
+                                WHERE a.merchant_id = o.merchant_id AND a.environment = o.environment
+                                  AND a.order_session_key = o.order_session_key AND a.kind = 'cancellation') AS cancelled_after_approval
+                  FROM flexcharge.outbox o
+                 WHERE o.merchant_id = $1 AND o.environment = $2 AND o.kind = 'evaluate' AND o.order_session_key IS NOT NULL
+                   AND o.created_at >= $3 AND o.created_at < $3 + interval '1 day'
                 """, [merchantID, environmentName, day]).rows
             var ourKeys = Set<String>()
             for record in ours {
@@ -47,11 +51,13 @@ public struct Reconciler: Sendable {
                                                   problem: "recorded by us, unknown to FlexCharge"))
                     continue
                 }
-                let ourDecision: String? = try record.decode("decision")
-                let theirDecision = EventDelivery.decision(for: order)
-                if ourDecision != theirDecision {
+                let recorded: String? = try record.decode("decision")
+                let expiry = OutcomeRules.date(try record.decode("expiry", as: String?.self)) ?? OutcomeRules.date(order.expiryDate)
+                if let problem = Self.decisionProblem(
+                    recorded: recorded, cancelledAfterApproval: try record.decode("cancelled_after_approval"), order: order,
+                    pastExpiry: expiry.map { $0 <= Date() } ?? false) {
                     differences.append(Difference(environment: environmentName, orderSessionKey: key, merchantOrderID: orderID,
-                                                  problem: "decision: ours \(ourDecision ?? "none"), FlexCharge \(theirDecision)"))
+                                                  problem: problem))
                 }
                 let ourAmount: Int64? = try record.decode("amount_cents")
                 if let amount = order.amount, let ourAmount, Int64(amount) != ourAmount {
@@ -65,6 +71,22 @@ public struct Reconciler: Sendable {
             }
         }
         return differences
+    }
+
+    /// Why our recorded decision disagrees with FlexCharge's order, or `nil` when it agrees: when
+    /// looking the order up now would leave our decision as it is (``Decision/settled(by:known:pastExpiry:)``).
+    /// An approved order FlexCharge cancelled agrees when our reports count its cancellation
+    /// (flexcharge.money_adjustments).
+    static func decisionProblem(recorded: String?, cancelledAfterApproval: Bool, order: Order, pastExpiry: Bool) -> String? {
+        let ours = recorded.flatMap(Decision.init(rawValue:))
+        guard let status = OrderStatus(of: order) else {
+            let shown = SafeText.stored(order.statusName ?? order.status.map(String.init) ?? "none", limit: 40)
+            return "decision: ours \(recorded ?? "none"), FlexCharge status \(shown) not understood"
+        }
+        let known = (ours == .approved && cancelledAfterApproval) ? Decision.cancelled : ours
+        let theirs = Decision.settled(by: status, known: known, pastExpiry: pastExpiry)
+        guard theirs != known else { return nil }
+        return "decision: ours \(recorded ?? "none"), FlexCharge \(status.name) (\(theirs.rawValue))"
     }
 
     private func orders(of merchant: MerchantCredentials, in environment: FlexChargeEnvironment, day: Date) async throws -> [String: Order] {
