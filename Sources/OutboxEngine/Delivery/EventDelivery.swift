@@ -91,7 +91,7 @@ struct EventDelivery: Sendable {
                 let answer = try await client.evaluate(body: body, credentials: credentials)
                 completion.httpStatus = answer.httpStatus
                 return completion.decided(
-                    decision: answer.body.status, orderSessionKey: answer.body.orderSessionKey ?? answer.body.orderId)
+                    answer: answer.body.status, orderSessionKey: answer.body.orderSessionKey ?? answer.body.orderId)
             case .cancel, .refund, .externalCancel, .capture:
                 return try await sendFollowUp(event, client: client, credentials: credentials, completion: completion)
             }
@@ -241,7 +241,10 @@ struct EventDelivery: Sendable {
             let found = try await findOrder(event, client: client, credentials: credentials)
             completion.httpStatus = 200
             if let order = found {
-                return completion.decided(decision: Self.decision(for: order), orderSessionKey: order.id)
+                // We never learned the answer; a status not understood is looked up again later.
+                let pastExpiry = OutcomeRules.date(order.expiryDate).map { $0 <= Date() } ?? false
+                let decision = OrderStatus(of: order).map { Decision.settled(by: $0, known: nil, pastExpiry: pastExpiry) }
+                return completion.decided(decision ?? .submitted, orderSessionKey: order.id)
             }
             if windowHasPassed(for: event) {
                 return completion.finished(
@@ -277,17 +280,6 @@ struct EventDelivery: Sendable {
             page += 1
         }
         return nil
-    }
-
-    /// FlexCharge's order status as an evaluate decision.
-    static func decision(for order: Order) -> String {
-        switch order.statusName?.uppercased() ?? "" {
-        case "COMPLETED", "RETURNED": "APPROVED"
-        case "CANCELLED": "DECLINED"
-        case "CAPTUREREQUIRED": "CAPTUREREQUIRED"
-        case "DRAFT", "PROCESSING", "ONHOLD": "SUBMITTED"
-        case let other: other.isEmpty ? "SUBMITTED" : other
-        }
     }
 
     private func failed(_ event: ClaimedEvent, _ error: FlexChargeError, completion: Completion) -> Completion {
@@ -353,12 +345,22 @@ extension Completion {
         return copy
     }
 
-    /// An evaluate's answer: final decisions succeed, the rest await their outcome.
-    fileprivate func decided(decision: String?, orderSessionKey: String?) -> Completion {
+    /// An evaluate's answer (``Decision/init(evaluateStatus:)``): final decisions succeed, the rest
+    /// await their outcome; a status not understood awaits it too, without a decision, so the
+    /// outcome poller asks FlexCharge what it meant.
+    fileprivate func decided(answer status: String?, orderSessionKey: String?) -> Completion {
+        if let decision = Decision(evaluateStatus: status) { return decided(decision, orderSessionKey: orderSessionKey) }
         var copy = self
-        copy.decision = decision?.uppercased()
         copy.orderSessionKey = orderSessionKey
-        let final: Set<String> = ["APPROVED", "DECLINED"]
-        return copy.finished(final.contains(copy.decision ?? "") ? .succeeded : .awaitingOutcome)
+        copy.error = "FlexCharge answered the evaluate with a status not understood (\(SafeText.stored(status ?? "none", limit: 40))); its order is looked up"
+        return copy.finished(.awaitingOutcome)
+    }
+
+    /// An evaluate's decision, found by answer or lookup, with the event state it brings.
+    fileprivate func decided(_ decision: Decision, orderSessionKey: String?) -> Completion {
+        var copy = self
+        copy.decision = decision.rawValue
+        copy.orderSessionKey = orderSessionKey
+        return copy.finished(decision.isFinal ? .succeeded : .awaitingOutcome)
     }
 }
