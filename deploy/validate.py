@@ -938,6 +938,193 @@ def check_docs(report: Report) -> None:
                  f"unknown: {sorted(documented - defined)}" if documented - defined else "all exist")
 
 
+# ----------------------------------------------------------------------------------------------
+# Alerts (prometheus/) and the dashboard (grafana/)
+# ----------------------------------------------------------------------------------------------
+
+RULES = DEPLOY / "prometheus/flexcharge-outbox-rules.yml"
+RULES_TEST = DEPLOY / "prometheus/flexcharge-outbox-rules.test.yml"
+DASHBOARD = DEPLOY / "grafana/flexcharge-outbox.json"
+# Series the alerts and dashboard may use that FlexCharge Outbox does not export, and who does.
+EXTERNAL_METRICS = {
+    "kube_deployment_spec_replicas": "kube-state-metrics",
+    "kube_deployment_status_replicas_available": "kube-state-metrics",
+    "kube_job_status_failed": "kube-state-metrics",
+    "up": "Prometheus",
+}
+# Labels Prometheus adds to every scraped series (target labels) or that histograms carry.
+TARGET_LABELS = {"instance", "job", "namespace", "pod", "le"}
+PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
+                   "offset", "inf", "nan"}
+# Grafana's interval variables, replaced by a duration before an expression is parsed.
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
+
+
+def exported_metrics() -> dict[str, set[str]]:
+    """Metric names the Swift sources export, with the label names (dimensions) each is given:
+    string literals "flexcharge_outbox_..." and constants holding them, wherever they are used."""
+    metrics: dict[str, set[str]] = {}
+    histograms: set[str] = set()
+    files = [p for p in (REPO / "Sources").rglob("*.swift") if "FlexChargeSandbox" not in p.parts]
+    constants = {}
+    for path in files:
+        for name, value in re.findall(r'static\s+let\s+(\w+)\s*=\s*"(flexcharge_outbox_[a-z_]+)"', read(path)):
+            constants[name] = value
+    for path in files:
+        text = read(path)
+        mentions = [(m.start(), m.end(), m.group(1)) for m in re.finditer(r'(?:label:\s*|counter\(|timer\(|recorder\(|gauge\(|cached\(in:\s*\w+,\s*)"(flexcharge_outbox_[a-z_]+)"', text)]
+        mentions += [(m.start(), m.end(), constants[m.group(1)]) for m in re.finditer(r"label:\s*(?:\w+\.)?(\w+)\b", text)
+                     if m.group(1) in constants]
+        for start, end, name in mentions:
+            statement = text[end:end + 240].split("\n\n")[0]
+            statement = re.split(r"\)\s*\.(?:increment|record|recordNanoseconds)|\n\s*(?:static|func|let|var)\b", statement)[0]
+            metrics.setdefault(name, set()).update(re.findall(r'\(\s*"([a-z_]+)"\s*,', statement))
+            if re.match(r"(?:timer\(|recorder\()", text[start:start + 9]) or "Timer(label" in text[max(0, start - 12):start + 6]:
+                histograms.add(name)
+    for name in histograms:
+        for suffix in ("_bucket", "_sum", "_count"):
+            metrics[name + suffix] = metrics[name] | ({"le"} if suffix == "_bucket" else set())
+    return metrics
+
+
+def promql_selectors(expr: str) -> list[tuple[str, set[str]]]:
+    """(metric name, label names used with it) of every series a PromQL expression reads: the
+    metric's own matchers and the by/without/on/ignoring lists of the expression. A small scanner
+    (no PromQL library here); promtool parses the expressions for real."""
+    for variable, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(variable, value)
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    grouping = set()
+    for names in re.findall(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", expr):
+        grouping.update(n.strip() for n in names.split(",") if n.strip())
+    expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", expr)
+    expr = re.sub(r"\[[^\]]*\]", " ", expr)
+    found = []
+    for match in re.finditer(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?\s*(\()?", expr):
+        name, matchers, call = match.group(1), match.group(2), match.group(3)
+        if call and not matchers or name.lower() in PROMQL_KEYWORDS or re.fullmatch(r"\d.*", name):
+            continue
+        labels = set(re.findall(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)", matchers or ""))
+        found.append((name, labels | grouping))
+    return found
+
+
+def check_metric_use(report: Report, source: str, expr: str, exported: dict[str, set[str]]) -> None:
+    for name, labels in promql_selectors(expr):
+        if name in EXTERNAL_METRICS:
+            report.check(f"{source}: {name} comes from {EXTERNAL_METRICS[name]}", True, "")
+            continue
+        known = name in exported
+        report.check(f"{source}: metric {name} is exported by the Swift sources", known,
+                     "found in Sources/" if known else "no such metric in Sources/")
+        if known:
+            unknown = sorted(labels - exported[name] - TARGET_LABELS)
+            report.check(f"{source}: labels of {name} exist", not unknown,
+                         f"unknown: {unknown}; exported: {sorted(exported[name])}" if unknown
+                         else f"{sorted(labels) or 'none'} of {sorted(exported[name])}")
+
+
+def dashboard_expressions(dashboard: dict) -> list[tuple[str, str]]:
+    panels = list(dashboard.get("panels") or [])
+    for panel in list(panels):
+        panels += panel.get("panels") or []
+    return [(f"dashboard panel {panel.get('title')!r} {target.get('refId')}", target.get("expr", ""))
+            for panel in panels for target in panel.get("targets") or []]
+
+
+def check_dashboard_schema(report: Report, dashboard: dict) -> None:
+    """What Grafana needs to import the dashboard (its JSON model): uid, title, schemaVersion,
+    panels with unique ids inside the 24-column grid, Prometheus targets with unique refIds and a
+    datasource that the templating defines."""
+    report.check("dashboard has uid, title and an integer schemaVersion",
+                 bool(dashboard.get("uid")) and bool(dashboard.get("title")) and isinstance(dashboard.get("schemaVersion"), int),
+                 f"{dashboard.get('uid')} / {dashboard.get('title')} / {dashboard.get('schemaVersion')}")
+    variables = {v.get("name"): v for v in (dashboard.get("templating") or {}).get("list") or []}
+    report.check("dashboard defines the datasource variable",
+                 (variables.get("datasource") or {}).get("type") == "datasource"
+                 and (variables.get("datasource") or {}).get("query") == "prometheus", str(sorted(variables)))
+    panels = list(dashboard.get("panels") or [])
+    ids = [p.get("id") for p in panels]
+    report.check("dashboard panel ids are unique integers", len(ids) == len(set(ids)) and all(isinstance(i, int) for i in ids),
+                 str(ids))
+    cells: dict[tuple[int, int], str] = {}
+    problems = []
+    for panel in panels:
+        grid = panel.get("gridPos") or {}
+        x, y, w, h = (grid.get(k) for k in ("x", "y", "w", "h"))
+        if not all(isinstance(v, int) for v in (x, y, w, h)) or x < 0 or w < 1 or h < 1 or x + w > 24:
+            problems.append(f"{panel.get('title')!r}: gridPos {grid}")
+            continue
+        for cx in range(x, x + w):
+            for cy in range(y, y + h):
+                if (cx, cy) in cells:
+                    problems.append(f"{panel.get('title')!r} overlaps {cells[(cx, cy)]!r}")
+                    break
+                cells[(cx, cy)] = panel.get("title")
+        if panel.get("type") == "row":
+            continue
+        if panel.get("type") not in {"timeseries", "stat", "gauge", "table", "bargauge"}:
+            problems.append(f"{panel.get('title')!r}: type {panel.get('type')}")
+        datasource = panel.get("datasource") or {}
+        if datasource.get("type") != "prometheus" or datasource.get("uid") != "${datasource}":
+            problems.append(f"{panel.get('title')!r}: datasource {datasource}")
+        targets = panel.get("targets") or []
+        refs = [target.get("refId") for target in targets]
+        if not targets or len(refs) != len(set(refs)) or not all(target.get("expr") for target in targets):
+            problems.append(f"{panel.get('title')!r}: targets need an expr and unique refIds")
+    report.check("dashboard panels: grid, types, datasource, targets", not problems,
+                 "; ".join(sorted(set(problems))[:5]) if problems else f"{len(panels)} panels")
+
+
+def check_monitoring(report: Report) -> None:
+    exported = exported_metrics()
+    report.check("metrics read from the Swift sources", "flexcharge_outbox_completed_total" in exported,
+                 ", ".join(f"{n}{sorted(l)}" for n, l in sorted(exported.items()) if not n.endswith(("_bucket", "_sum", "_count"))))
+    rules = yaml.safe_load(read(RULES)) if yaml and RULES.is_file() else None
+    groups = (rules or {}).get("groups") or []
+    alerts = [rule for group in groups for rule in group.get("rules") or [] if "alert" in rule]
+    report.check(f"{rel(RULES)} holds alerting rules", bool(alerts), f"{len(alerts)} alerts in {len(groups)} groups")
+    for rule in alerts:
+        name = rule.get("alert")
+        report.check(f"alert {name} has severity and summary",
+                     (rule.get("labels") or {}).get("severity") in {"critical", "warning", "info"}
+                     and bool((rule.get("annotations") or {}).get("summary")), "")
+        check_metric_use(report, f"alert {name}", str(rule.get("expr", "")), exported)
+    documented = set(re.findall(r"\bFlexChargeOutbox[A-Za-z]+\b", read(README)))
+    names = {rule.get("alert") for rule in alerts}
+    report.check("deploy/README.md names every alert of the rules file, and only those", documented == names,
+                 f"missing: {sorted(names - documented)}, unknown: {sorted(documented - names)}"
+                 if documented != names else f"{len(names)} alerts")
+
+    try:
+        dashboard = json.loads(read(DASHBOARD))
+    except json.JSONDecodeError as error:
+        report.check(f"{rel(DASHBOARD)} is JSON", False, str(error))
+        return
+    check_dashboard_schema(report, dashboard)
+    expressions = dashboard_expressions(dashboard)
+    for source, expr in expressions:
+        check_metric_use(report, source, expr, exported)
+
+    promtool = shutil.which("promtool")
+    if not report.check("promtool installed (Debian package prometheus; scripts/ensure-deps.sh installs it)",
+                        promtool is not None, promtool or "apt-get install --no-install-recommends prometheus"):
+        return
+    run_tool(report, f"promtool check rules {rel(RULES)}", [promtool, "check", "rules", str(RULES)])
+    run_tool(report, f"promtool test rules {rel(RULES_TEST)} (alerts fire and stay quiet)",
+             [promtool, "test", "rules", str(RULES_TEST)], cwd=RULES_TEST.parent)
+    # The dashboard's queries, parsed by Prometheus' own parser: as recording rules in a scratch file.
+    with tempfile.TemporaryDirectory(prefix="flexcharge-dashboard-") as scratch:
+        records = []
+        for index, (_, expr) in enumerate(expressions):
+            for variable, value in GRAFANA_VARIABLES.items():
+                expr = expr.replace(variable, value)
+            records.append({"record": f"dashboard:query_{index}", "expr": expr})
+        path = Path(scratch) / "dashboard-queries.yml"
+        path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": records}]}))
+        run_tool(report, f"promtool parses the {len(records)} dashboard queries", [promtool, "check", "rules", str(path)])
+
+
 def worker_connections() -> int:
     """PostgreSQL sessions a worker opens: the PGSessions of OutboxWorker.run() and the breaker board's."""
     return sum(read(source_file(name)).count("PGSession(configuration:") for name in ("OutboxWorker.swift", "BreakerBoard.swift"))
@@ -1038,6 +1225,7 @@ def main() -> int:
     check_systemd(report, options_by_command)
     check_docs(report)
     check_connection_counts(report)
+    check_monitoring(report)
     if options.tools:
         check_tools(report)
 
