@@ -8,8 +8,12 @@
 //   LibPQ             the PostgreSQL layer: connections on dedicated threads, pool, LISTEN, migrations
 //   FlexChargeAPI     the FlexCharge HTTP client: models, token cache, failure classification
 //   FlexChargeSandbox the sandbox simulator of the FlexCharge API (a Hummingbird application)
-//   OutboxEngine      the outbox worker: claim, lease, call, record, routing, retries
-//   OutboxCLI         `flexcharge-outbox`, the operator's tool and the worker process
+//   OutboxEngine      the outbox worker: claim, lease, call, record, routing, retries (no HTTP server, no
+//                     metrics backend: a Swift gateway can embed it)
+//   OutboxServers     the HTTP servers of the two processes (Hummingbird): `serve`'s webhooks and tokenize
+//                     endpoint, the worker's /healthz, /readyz and /metrics
+//   OutboxCLI         `flexcharge-outbox`, the operator's tool and the worker process; it alone chooses the
+//                     metrics backend (Prometheus), as swift-metrics asks of executables
 //   SandboxServer     `flexcharge-sandbox`, the simulator's command line
 import PackageDescription
 
@@ -28,6 +32,7 @@ let package = Package(
         .library(name: "FlexChargeAPI", targets: ["FlexChargeAPI"]),
         .library(name: "FlexChargeSandbox", targets: ["FlexChargeSandbox"]),
         .library(name: "OutboxEngine", targets: ["OutboxEngine"]),
+        .library(name: "OutboxServers", targets: ["OutboxServers"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -86,9 +91,20 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "OutboxServers",
+            dependencies: [
+                "LibPQ",
+                "FlexChargeAPI",
+                "OutboxEngine",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
@@ -98,6 +114,7 @@ let package = Package(
             dependencies: [
                 "LibPQ",
                 "OutboxEngine",
+                "OutboxServers",
                 "FlexChargeAPI",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -149,7 +166,7 @@ let package = Package(
         .testTarget(
             name: "OutboxEngineTests",
             dependencies: [
-                "OutboxEngine", "LibPQ", "FlexChargeAPI", "FlexChargeSandbox", "TestSupport",
+                "OutboxEngine", "OutboxServers", "LibPQ", "FlexChargeAPI", "FlexChargeSandbox", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

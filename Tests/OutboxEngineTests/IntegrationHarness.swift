@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import OutboxEngine
+import OutboxServers
 import ServiceLifecycle
 import TestSupport
 

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import OutboxEngine
+import OutboxServers
 import ServiceLifecycle
 import Synchronization
 import Testing

@@ -5,6 +5,7 @@ import LibPQ
 import Logging
 import NIOCore
 import OutboxEngine
+import OutboxServers
 import Synchronization
 import Testing
 import TestSupport

@@ -4,6 +4,7 @@ import Foundation
 import LibPQ
 import Logging
 import OutboxEngine
+import OutboxServers
 import ServiceLifecycle
 import UnixSignals
 

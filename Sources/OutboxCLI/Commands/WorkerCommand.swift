@@ -5,6 +5,7 @@ import LibPQ
 import Logging
 import Metrics
 import OutboxEngine
+import OutboxServers
 import Prometheus
 import ServiceLifecycle
 import UnixSignals
@@ -123,7 +124,7 @@ struct WorkerCommand: AsyncParsableCommand {
         ]
         if httpPort > 0 {
             services.append(.init(service: HealthServer.application(
-                host: httpHost, port: httpPort, health: health, registry: registry,
+                host: httpHost, port: httpPort, health: health, metrics: { registry.emitToBuffer() },
                 logger: Logger(label: "flexcharge.http"))))
         }
         let group = ServiceGroup(configuration: .init(

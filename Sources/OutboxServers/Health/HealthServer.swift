@@ -1,14 +1,17 @@
 import Hummingbird
 import Logging
-import Prometheus
+import OutboxEngine
 
 /// The worker's small HTTP port: `/healthz` (the process answers), `/readyz` (it is running, is
 /// not draining, and its database probe got an answer within the last few seconds: 503 with the
 /// reason otherwise, see ``WorkerHealth``), `/metrics` (Prometheus text).
+///
+/// The metrics backend is the executable's choice (swift-metrics' rule): the caller bootstraps it and passes
+/// `metrics`, which renders the exposition text on each scrape (e.g. `{ registry.emitToBuffer() }`).
 public enum HealthServer {
     /// A Hummingbird application to run in the worker's ServiceGroup.
     public static func application(
-        host: String, port: Int, health: WorkerHealth, registry: PrometheusCollectorRegistry, logger: Logger
+        host: String, port: Int, health: WorkerHealth, metrics: @escaping @Sendable () -> [UInt8], logger: Logger
     ) -> some ApplicationProtocol {
         let router = Router()
         router.get("healthz") { _, _ in "ok\n" }
@@ -22,7 +25,7 @@ public enum HealthServer {
         router.get("metrics") { _, _ -> Response in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics())))
         }
         return Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: "flexcharge-outbox"),

@@ -7,6 +7,7 @@ import HummingbirdCore
 import LibPQ
 import Logging
 import NIOCore
+import OutboxEngine
 
 /// The request context of ``IntegrationServer``: it keeps the peer address (loopback check).
 public struct IntegrationRequestContext: RequestContext {
@@ -124,7 +125,7 @@ public enum IntegrationServer {
     /// What the routes call: the webhook receiver and the tokenizer, each run with a database session.
     struct Services: Sendable {
         var receiveWebhook: @Sendable (_ merchantID: String?, _ host: String?, _ headers: [String: String], _ body: [UInt8]) async
-            -> WebhookReceiver.Reply
+            -> (status: Int, message: String)
         var tokenize: @Sendable (_ card: CardToTokenize, _ merchantID: String, _ channel: String, _ origin: String?, _ site: String?) async throws
             -> TokenizedCard
     }
@@ -141,12 +142,13 @@ public enum IntegrationServer {
         let services = Services(
             receiveWebhook: { merchantID, host, headers, body in
                 do {
-                    return try await pool.withSession { session in
+                    let reply = try await pool.withSession { session in
                         await webhooks(session).receive(merchantID: merchantID, host: host, headers: headers, body: body)
                     }
+                    return (reply.status, reply.message)
                 } catch {
                     logger.warning("webhook: no database session", metadata: ["error": "\(error)"])
-                    return WebhookReceiver.Reply(status: 503, message: "temporarily unavailable")
+                    return (503, "temporarily unavailable")
                 }
             },
             tokenize: { card, merchantID, channel, origin, site in
@@ -170,7 +172,10 @@ public enum IntegrationServer {
         onServerRunning: @escaping @Sendable (any NIOCore.Channel) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let services = Services(
-            receiveWebhook: { await webhooks.receive(merchantID: $0, host: $1, headers: $2, body: $3) },
+            receiveWebhook: {
+                let reply = await webhooks.receive(merchantID: $0, host: $1, headers: $2, body: $3)
+                return (reply.status, reply.message)
+            },
             tokenize: { try await tokenizer.tokenize($0, merchantID: $1, channel: $2, origin: $3, site: $4) })
         return application(configuration: configuration, services: services, logger: logger, onServerRunning: onServerRunning)
     }
