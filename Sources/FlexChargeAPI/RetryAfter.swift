@@ -31,7 +31,7 @@ public enum RetryAfter {
         if !text.isEmpty, text.utf8.count <= 64, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
             // delay-seconds = 1*DIGIT; any number of digits (a Double never overflows here, it only loses precision).
             seconds = Double(text) ?? .infinity
-        } else if text.utf8.count <= 64, let date = httpDate(text) {
+        } else if text.utf8.count <= 64, let date = HTTPDate.parse(text) {
             seconds = max(0, date.timeIntervalSince(now))
         } else {
             return Reading(delay: nil, note: "Retry-After \(SafeText.forLog(raw, limit: 40)) ignored (not a delay)")
@@ -42,20 +42,4 @@ public enum RetryAfter {
         }
         return Reading(delay: .milliseconds(Int64((seconds * 1000).rounded())), note: nil)
     }
-
-    /// IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
-    private static func httpDate(_ text: String) -> Date? {
-        httpDateLock.withLock { httpDateFormatter.date(from: text) }
-    }
-
-    private static let httpDateLock = NSLock()
-
-    /// Formatter for IMF-fixdate (used under `httpDateLock`: DateFormatter is not documented thread-safe on Linux).
-    nonisolated(unsafe) static let httpDateFormatter: DateFormatter = {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        return formatter
-    }()
 }

@@ -58,7 +58,7 @@ final class WebhookDispatcher: Sendable {
         guard let components = URLComponents(string: url), let host = components.host else { return nil }
         let hostHeader = components.port.map { "\(host):\($0)" } ?? host
         let nonce = (UUID().uuidString + UUID().uuidString).replacingOccurrences(of: "-", with: "").lowercased().prefix(32)
-        let date = Self.rfc1123(time)
+        let date = HTTPDate.format(time)
         guard let signature = WebhookSignature.sign(body: body, host: hostHeader, date: date, nonce: String(nonce),
                                                     subscriberKey: key) else { return nil }
         var request = HTTPClientRequest(url: url)
@@ -74,15 +74,6 @@ final class WebhookDispatcher: Sendable {
         } catch {
             return nil
         }
-    }
-
-    /// `Mon, 20 Mar 2023 17:16:40 GMT`.
-    private static func rfc1123(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        return formatter.string(from: date)
     }
 
     /// Stores a delivery received by the sink.

@@ -19,19 +19,11 @@ import TestSupport
         return Array(try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
     }
 
-    static func rfc1123(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        return formatter.string(from: date)
-    }
-
     /// Signed headers for `body`, as FlexCharge sends them.
     static func signed(_ body: [UInt8], server: RunningIntegrationServer, key: String = RunningIntegrationServer.webhookKey,
                        date: Date = Date(), nonce: String = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased(),
                        contentType: String = "application/json") -> [(String, String)] {
-        let headers = WebhookSignature.sign(body: body, host: server.host, date: rfc1123(date), nonce: nonce, subscriberKey: key)!
+        let headers = WebhookSignature.sign(body: body, host: server.host, date: HTTPDate.format(date), nonce: nonce, subscriberKey: key)!
         return [("Content-Type", contentType), ("x-fc-authorization", headers.authorization),
                 ("x-fc-content-sha512", headers.contentSHA512), ("x-fc-date", headers.date), ("x-fc-nonce", headers.nonce)]
     }
