@@ -6,6 +6,8 @@ import Synchronization
 /// `merchant_credentials` (new `updated_at`, e.g. a new secret or a re-seal under a new key) is
 /// picked up by the next claim, without decrypting on every event. A worker whose ring holds the
 /// old and the new key opens rows on either side of a rotation.
+///
+/// One per worker: its deliveries, breaker probes and outcome lookups all open API credentials here.
 final class CredentialCache: Sendable {
     private struct Key: Hashable {
         let merchantID: String
@@ -19,8 +21,15 @@ final class CredentialCache: Sendable {
     init(sealer: CredentialSealer) { self.sealer = sealer }
 
     func credentials(for event: ClaimedEvent) throws(CredentialError) -> MerchantCredentials {
-        guard let sealed = event.credentials else {
-            throw CredentialError("merchant \(event.merchantID) has no \(event.environment) credentials (flexcharge-outbox merchant credentials)")
+        try credentials(event.credentials, merchantID: event.merchantID, environment: event.environment)
+    }
+
+    /// The API credentials of a row read with an event (nil: the merchant has none in that environment).
+    func credentials(_ sealed: SealedCredentials?, merchantID: String, environment: String) throws(CredentialError)
+        -> MerchantCredentials
+    {
+        guard let sealed else {
+            throw CredentialError("merchant \(merchantID) has no \(environment) credentials (flexcharge-outbox merchant credentials)")
         }
         return try credentials(for: sealed)
     }

@@ -67,15 +67,16 @@ public final class OutboxWorker: Service, Sendable {
             clients[name.rawValue] = FlexChargeClient(
                 environment: environment, httpClient: httpClient, configuration: configuration.client, logger: logger)
         }
+        let credentials = CredentialCache(sealer: sealer)
         let breakers = BreakerBoard(
             policy: configuration.breaker, worker: configuration.workerID, database: database, clients: clients,
-            credentials: CredentialCache(sealer: sealer), logger: logger)
+            credentials: credentials, logger: logger)
         let delivery = EventDelivery(
-            clients: clients, credentials: CredentialCache(sealer: sealer), configuration: configuration, logger: logger,
+            clients: clients, credentials: credentials, configuration: configuration, logger: logger,
             breakers: breakers)
         let writer = CompletionWriter(session: sessions.writer, worker: configuration.workerID, logger: logger)
         let poller = OutcomePoller(
-            session: sessions.outcomes, clients: clients, sealer: sealer, polling: configuration.outcomePolling,
+            session: sessions.outcomes, clients: clients, credentials: credentials, polling: configuration.outcomePolling,
             worker: configuration.workerID, logger: logger)
         let held = HeldEvents()
         let wake = WakeSignal()
