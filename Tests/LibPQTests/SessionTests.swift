@@ -61,34 +61,14 @@ import TestSupport
         }
     }
 
-    @Test func pipelineSendsManyStatementsInOneRoundTripAndAbortsOnError() async throws {
-        try await TestDatabase.with { db in
-            let session = db.session()
-            defer { Task { await session.close() } }
-            try await session.execute("CREATE TABLE t (id int PRIMARY KEY)")
-            let inserts = (1...200).map { (sql: "INSERT INTO t VALUES ($1)", parameters: [$0] as [any PGEncodable]) }
-            let results = try await session.pipeline(inserts)
-            #expect(results.count == 200)
-            #expect(try await session.query("SELECT count(*) AS n FROM t").first!.decode("n", as: Int.self) == 200)
-            await #expect(throws: PGError.self) {
-                _ = try await session.pipeline([
-                    (sql: "INSERT INTO t VALUES ($1)", parameters: [1000]),
-                    (sql: "INSERT INTO t VALUES ($1)", parameters: [1]),  // duplicate: aborts the rest
-                    (sql: "INSERT INTO t VALUES ($1)", parameters: [1001]),
-                ])
-            }
-            #expect(try await session.query("SELECT count(*) AS n FROM t").first!.decode("n", as: Int.self) == 200)
-        }
-    }
-
     @Test func aPooledConnectionSurvivesAServerRestart() async throws {
         let cluster = try await ThrowawayCluster.start(name: "restart")
         let pool = PGPool(configuration: PGConfiguration(url: cluster.url), size: 2)
-        let before = try await pool.query("SELECT pg_backend_pid() AS pid").first!.decode("pid", as: Int32.self)
+        let before = try await pool.withSession { try await $0.query("SELECT pg_backend_pid() AS pid").first!.decode("pid", as: Int32.self) }
         try await cluster.restart()
         // The first statement after the restart succeeds: the dead connection is noticed and
         // replaced before it is used.
-        let after = try await pool.query("SELECT pg_backend_pid() AS pid, 1 AS ok").first!
+        let after = try await pool.withSession { try await $0.query("SELECT pg_backend_pid() AS pid, 1 AS ok").first! }
         #expect(try after.decode("ok", as: Int.self) == 1)
         #expect(try after.decode("pid", as: Int32.self) != before)
         await pool.close()

@@ -208,58 +208,6 @@ final class PGRawConnection {
         return last
     }
 
-    /// Sends a batch of statements in libpq pipeline mode, one network round trip for all of
-    /// them, run as one implicit transaction (an error aborts the rest).
-    func executePipeline(_ statements: [(sql: String, parameters: [String?])], wait: StatementWait) throws(PGError) -> [PGResult] {
-        guard let handle else { throw PGError(.connection, "not connected") }
-        guard PQenterPipelineMode(handle) == 1 else { throw lastError("could not enter pipeline mode") }
-        var wait = wait
-        var firstError: PGError?
-        var results: [PGResult] = []
-        for statement in statements {
-            let sent = withOptionalCStringArray(statement.parameters) { values in
-                PQsendQueryParams(handle, statement.sql, Int32(statement.parameters.count), nil, values, nil, nil, 0)
-            }
-            if sent != 1 {
-                firstError = lastError("could not send a pipelined statement")
-                break
-            }
-        }
-        if firstError == nil && PQpipelineSync(handle) != 1 { firstError = lastError("pipeline sync failed") }
-        // Read every statement's results (each ends with NULL), then the sync marker, even after an
-        // error, so that the connection is left usable.
-        if firstError == nil {
-            do throws(PGError) {
-                for _ in statements {
-                    while true {
-                        try awaitResult(handle, &wait)
-                        guard let res = PQgetResult(handle) else { break }
-                        if PQresultStatus(res) == PGRES_PIPELINE_ABORTED {
-                            PQclear(res)
-                            continue
-                        }
-                        do {
-                            results.append(try consume(res))
-                        } catch {
-                            if firstError == nil { firstError = error }
-                        }
-                        if PQstatus(handle) != CONNECTION_OK { break }
-                    }
-                    if PQstatus(handle) != CONNECTION_OK { break }
-                }
-                if PQstatus(handle) == CONNECTION_OK {
-                    try awaitResult(handle, &wait)
-                    if let sync = PQgetResult(handle) { PQclear(sync) }
-                }
-            } catch {
-                firstError = error  // the connection was given up and closed
-            }
-        }
-        if let current = self.handle { PQexitPipelineMode(current) }
-        if let firstError { throw wait.translate(firstError) }
-        return results
-    }
-
     /// Waits until a result can be read without blocking: flushes what is still unsent, reads what
     /// arrives, and applies the statement's deadline and the task's cancellation. Returns (and
     /// lets `PQgetResult` report) when the connection broke; throws after giving the connection up.

@@ -75,14 +75,6 @@ public actor PGSession {
         _ = try run { () throws(PGError) in try connection.execute(sql, [], wait: connection.wait(timeout: nil)) }
     }
 
-    /// Sends all statements in one round trip (libpq pipeline mode); they run as one implicit
-    /// transaction and the first error aborts the rest.
-    public func pipeline(_ statements: [(sql: String, parameters: [any PGEncodable])]) throws(PGError) -> [PGResult] {
-        try prepare()
-        let raw = statements.map { (sql: $0.sql, parameters: $0.parameters.map(\.pgText)) }
-        return try run { () throws(PGError) in try connection.executePipeline(raw, wait: connection.wait(timeout: nil)) }
-    }
-
     /// Runs `body` inside BEGIN/COMMIT on this session's thread; any error thrown by the body or
     /// the server rolls the transaction back and is rethrown. The body is synchronous on purpose:
     /// a transaction holds row locks, so it must not wait on anything but the database.

@@ -1,4 +1,5 @@
-/// A small fixed-size pool of ``PGSession``s, each on its own thread.
+/// A small fixed-size pool of ``PGSession``s, each on its own thread: `flexcharge-outbox serve` answers every
+/// request with a session from one (`--database-connections`), so one slow request does not hold up the others.
 ///
 /// Sessions are opened lazily and reopen themselves after a server restart, so the pool never
 /// has to replace an object: a leased session that hit a dead connection reconnects on its next
@@ -52,17 +53,6 @@ public actor PGPool {
             giveBack(session)
             throw error
         }
-    }
-
-    /// Runs one statement on any session.
-    @discardableResult
-    public func query(_ sql: String, _ parameters: [any PGEncodable] = []) async throws -> PGResult {
-        try await withSession { try await $0.query(sql, parameters) }
-    }
-
-    /// Runs a transaction on any session (see ``PGSession/withTransaction(isolation:_:)``).
-    public func withTransaction<T: Sendable>(_ body: @escaping @Sendable (isolated PGSession) throws -> T) async throws -> T {
-        try await withSession { session in try await session.withTransaction(body) }
     }
 
     /// Sessions leased right now, and callers waiting for one (for health pages and tests).
