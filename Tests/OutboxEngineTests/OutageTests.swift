@@ -17,7 +17,7 @@ import TestSupport
 
     static func compressed(_ h: WorkerHarness, breaker: Bool = true) -> WorkerConfiguration {
         var configuration = h.configuration(concurrency: 16, maxAttempts: 12)
-        configuration.backoff = Backoff(base: .milliseconds(Int64(500 / scale)), cap: .milliseconds(Int64(300_000 / scale)), maxAttempts: 12)
+        configuration.retryPolicy.backoff = Backoff(base: .milliseconds(Int64(500 / scale)), cap: .milliseconds(Int64(300_000 / scale)))
         configuration.breaker = BreakerPolicy(
             failureThreshold: 5, failureWindow: .milliseconds(Int64(60_000 / scale)),
             probeInterval: .milliseconds(Int64(30_000 / scale)), probeTimeout: .seconds(2),

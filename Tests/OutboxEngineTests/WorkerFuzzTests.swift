@@ -42,7 +42,7 @@ import TestSupport
             var configuration = h.configuration(concurrency: 16, maxAttempts: 3)
             let fuzz = FlexChargeEnvironment(name: .sandbox, baseURL: server.baseURL)
             configuration.environments = [.sandbox: fuzz, .production: FlexChargeEnvironment(name: .production, baseURL: server.baseURL)]
-            configuration.backoff = Backoff(base: .milliseconds(10), cap: .milliseconds(50), maxAttempts: 3)
+            configuration.retryPolicy.backoff = Backoff(base: .milliseconds(10), cap: .milliseconds(50))
             configuration.client = FlexChargeClientConfiguration(connectTimeout: .seconds(2), requestTimeout: .seconds(1))
             configuration.outcomePolling = OutcomePolling(firstDelay: .zero, base: .milliseconds(200), cap: .milliseconds(500),
                                                           batchSize: 16, lease: .seconds(5), interval: .milliseconds(200))

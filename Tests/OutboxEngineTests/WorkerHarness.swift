@@ -91,7 +91,7 @@ struct WorkerHarness {
         return WorkerConfiguration(
             workerID: "test-worker-\(UUID().uuidString.prefix(6))", concurrency: concurrency, batchSize: 64, reservedForCIT: 2,
             lease: lease, pollInterval: .milliseconds(100),
-            backoff: Backoff(base: .milliseconds(20), cap: .milliseconds(200), maxAttempts: maxAttempts),
+            retryPolicy: RetryPolicy(backoff: Backoff(base: .milliseconds(20), cap: .milliseconds(200)), maxAttempts: maxAttempts),
             drainGracePeriod: .seconds(5), environments: environments,
             client: FlexChargeClientConfiguration(connectTimeout: .seconds(5), requestTimeout: .seconds(15)))
     }

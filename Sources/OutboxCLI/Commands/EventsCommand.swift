@@ -99,8 +99,9 @@ struct RetryCommand: AsyncParsableCommand {
         abstract: "Requeue a failed or dead event (or all dead ones) with its own idempotency key.",
         discussion: """
             Any event but a transmit that may have reached FlexCharge is looked up before it is sent \
-            again. An evaluate first sent more than 24 h ago (e.g. dead after a long FlexCharge \
-            outage) is requeued as a lookup only: the worker records the decision of the order it \
+            again. An evaluate first sent longer ago than FlexCharge's idempotency window \
+            (--idempotency-window-hours, the worker's setting; 24 h by default), e.g. dead after a long \
+            FlexCharge outage, is requeued as a lookup only: the worker records the decision of the order it \
             finds at FlexCharge, and if there is none the event goes dead again with that reason. It \
             is never sent again: FlexCharge's idempotency window for its key has passed and resending \
             could charge twice.
@@ -117,11 +118,13 @@ struct RetryCommand: AsyncParsableCommand {
     @Flag(help: "Requeue every dead event (with --merchant / --since to narrow).") var dead = false
     @Option(help: "With --dead: only this merchant.") var merchant: String?
     @Option(help: "With --dead: only events that died at or after this ISO-8601 time.") var since: String?
+    @OptionGroup var window: IdempotencyWindowOption
 
     func run() async throws {
         guard (id != nil) != dead else { throw CLIFailure.badInput("give an event id or --dead, not both and not neither") }
         try await database.withSession { session in
-            let actions = OperatorActions(session: session, actor: actor.name)
+            let actions = OperatorActions(
+                session: session, actor: actor.name, retryPolicy: RetryPolicy(idempotencyWindow: window.idempotencyWindow))
             if let id {
                 let eventID = try parseEventID(id)
                 let action = try await operatorCall { try await actions.retry(eventID) }

@@ -52,17 +52,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Poll the queue this often when no NOTIFY arrives (milliseconds).")
     var pollIntervalMs = 1000
 
-    @Option(help: "First retry delay ceiling in milliseconds (exponential backoff with full jitter).")
-    var backoffBaseMs = 500
-
-    @Option(help: "Longest retry delay in seconds.")
-    var backoffCapSeconds = 300.0
-
-    @Option(help: "Attempts before an event is dead.")
-    var maxAttempts = 12
-
-    @Option(help: "FlexCharge's idempotency window in hours: an evaluate is never re-sent after it.")
-    var idempotencyWindowHours = 24.0
+    @OptionGroup var retry: RetryPolicyOptions
 
     @Option(help: "Seconds in-flight calls may take to finish after SIGTERM.")
     var graceSeconds = 20.0
@@ -107,9 +97,7 @@ struct WorkerCommand: AsyncParsableCommand {
             workerID: workerId ?? WorkerConfiguration.defaultWorkerID(),
             concurrency: concurrency, batchSize: batchSize, prefetch: prefetch, reservedForCIT: reservedCitSlots,
             lease: .milliseconds(Int64(leaseSeconds * 1000)), pollInterval: .milliseconds(pollIntervalMs),
-            backoff: Backoff(base: .milliseconds(backoffBaseMs), cap: .milliseconds(Int64(backoffCapSeconds * 1000)),
-                             maxAttempts: maxAttempts),
-            idempotencyWindow: .milliseconds(Int64(idempotencyWindowHours * 3_600_000)),
+            retryPolicy: retry.policy,
             drainGracePeriod: .milliseconds(Int64(graceSeconds * 1000)),
             environments: flexCharge.environments,
             client: FlexChargeClientConfiguration(

@@ -64,12 +64,10 @@ struct EventDelivery: Sendable {
         return await send(event, client: client, credentials: merchant, completion: completion)
     }
 
-    /// True once FlexCharge may have forgotten the key: resending could create a second order.
-    /// A first claim in the future (more than a clock skew's worth) cannot be real: it counts as passed,
-    /// the safe side (look up, never re-send).
+    /// True once FlexCharge may have forgotten the key: resending could create a second order
+    /// (``RetryPolicy/idempotencyWindowHasPassed(firstSentAt:now:)``).
     func windowHasPassed(for event: ClaimedEvent) -> Bool {
-        let elapsed = Date().timeIntervalSince(event.firstClaimedAt)
-        return elapsed >= configuration.idempotencyWindow.seconds || elapsed < -300
+        configuration.retryPolicy.idempotencyWindowHasPassed(firstSentAt: event.firstClaimedAt)
     }
 
     private func send(
@@ -311,10 +309,10 @@ struct EventDelivery: Sendable {
     ) -> Completion {
         var completion = completion
         completion.httpStatus = httpStatus
-        if configuration.backoff.isExhausted(afterAttempt: event.attempt) {
+        if configuration.retryPolicy.isExhausted(afterAttempt: event.attempt) {
             return completion.finished(.dead, class: failureClass, error: "\(error) (attempts exhausted)", httpStatus: httpStatus)
         }
-        var delay = configuration.backoff.delay(afterAttempt: event.attempt, retryAfter: retryAfter)
+        var delay = configuration.retryPolicy.delay(afterAttempt: event.attempt, retryAfter: retryAfter)
         let next: ClaimedEvent.NextAction = (ambiguous && event.kind.isLookedUpAfterAmbiguity) ? .lookup : .send
         if next == .lookup && !event.kind.carriesIdempotencyKey {
             delay = max(delay, configuration.refundSettleTime)  // let a refund still in flight land first

@@ -7,13 +7,14 @@ import LibPQ
 public struct OperatorActions: Sendable {
     public let session: PGSession
     public let actor: String
-    /// FlexCharge's idempotency window: an evaluate past it is never requeued.
-    public let idempotencyWindow: Duration
+    /// The worker's retry rules; `retry` asks its idempotency window (an evaluate past it is
+    /// requeued as a lookup only). Give it the workers' policy.
+    public let retryPolicy: RetryPolicy
 
-    public init(session: PGSession, actor: String, idempotencyWindow: Duration = .seconds(24 * 3600)) {
+    public init(session: PGSession, actor: String, retryPolicy: RetryPolicy = RetryPolicy()) {
         self.session = session
         self.actor = actor
-        self.idempotencyWindow = idempotencyWindow
+        self.retryPolicy = retryPolicy
     }
 
     /// Requeues one failed or dead event with its own idempotency key. Any event but a transmit that
@@ -24,24 +25,26 @@ public struct OperatorActions: Sendable {
     /// has no such order it goes dead again with that reason; it is never sent again (its
     /// `first_claimed_at` is kept, which is what the worker's window check reads).
     public func retry(_ id: Int64) async throws -> String {
-        let actor = self.actor, window = idempotencyWindow.components.seconds
+        let actor = self.actor, policy = retryPolicy
         return try await session.withTransaction { tx in
             guard let row = try tx.query(
-                "SELECT state, kind, first_claimed_at, now() - first_claimed_at > make_interval(secs => $2) AS expired FROM flexcharge.outbox WHERE id = $1 FOR UPDATE",
-                [id, window]).first
+                "SELECT state, kind, first_claimed_at, now() AS now FROM flexcharge.outbox WHERE id = $1 FOR UPDATE",
+                [id]).first
             else { throw OperatorError("unknown event \(id)") }
             let state: String = try row.decode("state")
             guard ["failed", "dead"].contains(state) else {
                 throw OperatorError("event \(id) is \(state): only failed or dead events can be retried")
             }
             let kind: String = try row.decode("kind")
-            let sent = try row.decode("first_claimed_at", as: Date?.self) != nil
-            let expired = try row.decode("expired", as: Bool?.self) == true
-            let pastWindow = kind == "evaluate" && expired
+            let firstSent = try row.decode("first_claimed_at", as: Date?.self)
+            let sent = firstSent != nil
+            let now: Date = try row.decode("now")
+            let pastWindow = kind == ClaimedEvent.Kind.evaluate.rawValue
+                && firstSent.map { policy.idempotencyWindowHasPassed(firstSentAt: $0, now: now) } == true
             let lookedUp = ClaimedEvent.Kind(rawValue: kind)?.isLookedUpAfterAmbiguity ?? true
             let action = lookedUp && sent ? "lookup" : "send"
             let note = pastWindow
-                ? "requeued as a lookup only: first sent more than \(window / 3600) h ago, past FlexCharge's idempotency window, so it is never sent again; if FlexCharge has no order for it, it goes dead again"
+                ? "requeued as a lookup only: first sent more than \(Self.hours(policy.idempotencyWindow)) h ago, past FlexCharge's idempotency window, so it is never sent again; if FlexCharge has no order for it, it goes dead again"
                 : "requeued (\(action) first)"
             try tx.execute(
                 """
@@ -96,6 +99,12 @@ public struct OperatorActions: Sendable {
                 """, [id, actor, reason])
             try Self.record(tx, id: id, action: "operator_skip", actor: actor, note: reason)
         }
+    }
+
+    /// A window in hours for a note: `24`, `1.5`.
+    private static func hours(_ window: Duration) -> String {
+        let hours = window / .seconds(3600)
+        return hours == hours.rounded() ? String(Int(hours)) : String(format: "%.1f", hours)
     }
 
     private static func record(_ tx: isolated PGSession, id: Int64, action: String, actor: String, note: String) throws {

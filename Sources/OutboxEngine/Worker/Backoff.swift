@@ -2,26 +2,32 @@
 /// zero and `min(cap, base × 2^(n-1))`, and never less than the server's `Retry-After`.
 ///
 /// Full jitter spreads the retries of many workers that failed at the same moment (a FlexCharge
-/// outage) instead of sending them back in waves.
+/// outage) instead of sending them back in waves. How many attempts an event gets is
+/// ``RetryPolicy``'s rule, which holds this timing.
 public struct Backoff: Sendable, Equatable {
     public var base: Duration
     public var cap: Duration
-    /// Attempts before an event is declared dead (the first try counts as attempt 1).
-    public var maxAttempts: Int
 
-    public init(base: Duration = .milliseconds(500), cap: Duration = .seconds(300), maxAttempts: Int = 12) {
+    public init(base: Duration = .milliseconds(500), cap: Duration = .seconds(300)) {
         self.base = base
         self.cap = cap
-        self.maxAttempts = maxAttempts
     }
 
-    /// The wait before the retry that follows attempt number `attempt` (1-based).
+    /// The longest wait before the retry that follows attempt number `attempt` (1-based), before
+    /// jitter and `Retry-After`: `min(cap, base × 2^(attempt-1))`.
+    public func ceiling(afterAttempt attempt: Int) -> Duration {
+        let exponent = min(max(attempt - 1, 0), 30)
+        let ceilingMs = min(Double(cap.milliseconds), Double(base.milliseconds) * Double(1 << exponent))
+        return .milliseconds(Int64(max(ceilingMs, 0)))
+    }
+
+    /// The wait before the retry that follows attempt number `attempt` (1-based): uniformly random
+    /// in `0...ceiling(afterAttempt:)`, and never less than `retryAfter`.
     public func delay<G: RandomNumberGenerator>(
         afterAttempt attempt: Int, retryAfter: Duration? = nil, using generator: inout G
     ) -> Duration {
-        let exponent = min(max(attempt - 1, 0), 40)
-        let ceilingMs = min(Double(cap.milliseconds), Double(base.milliseconds) * Double(1 << min(exponent, 30)))
-        let jittered = Duration.milliseconds(Int64(Double.random(in: 0...max(ceilingMs, 0), using: &generator)))
+        let ceilingMs = ceiling(afterAttempt: attempt).milliseconds
+        let jittered = Duration.milliseconds(Int64.random(in: 0...ceilingMs, using: &generator))
         guard let retryAfter else { return jittered }
         return max(jittered, retryAfter)
     }
@@ -30,9 +36,6 @@ public struct Backoff: Sendable, Equatable {
         var generator = SystemRandomNumberGenerator()
         return delay(afterAttempt: attempt, retryAfter: retryAfter, using: &generator)
     }
-
-    /// True when `attempt` was the last one allowed.
-    public func isExhausted(afterAttempt attempt: Int) -> Bool { attempt >= maxAttempts }
 }
 
 extension Duration {

@@ -25,10 +25,9 @@ public struct WorkerConfiguration: Sendable {
     public var lease: Duration
     /// How often the queue is polled when no NOTIFY arrives (retries that come due, lost NOTIFYs).
     public var pollInterval: Duration
-    /// Retry timing and the attempt limit.
-    public var backoff: Backoff
-    /// FlexCharge keeps an idempotency key for this long; an evaluate is never re-sent after it.
-    public var idempotencyWindow: Duration
+    /// Retry timing, the attempt limit and FlexCharge's idempotency window (the operator's `retry`
+    /// asks the same ``RetryPolicy``).
+    public var retryPolicy: RetryPolicy
     /// On SIGTERM: how long in-flight calls may take to finish before they are cancelled.
     public var drainGracePeriod: Duration
     /// Where `sandbox` and `production` events go.
@@ -55,8 +54,7 @@ public struct WorkerConfiguration: Sendable {
         reservedForCIT: Int = 4,
         lease: Duration = .seconds(60),
         pollInterval: Duration = .seconds(1),
-        backoff: Backoff = Backoff(),
-        idempotencyWindow: Duration = .seconds(24 * 3600),
+        retryPolicy: RetryPolicy = RetryPolicy(),
         drainGracePeriod: Duration = .seconds(20),
         environments: [FlexChargeEnvironment.Name: FlexChargeEnvironment] = [.sandbox: .sandbox, .production: .production],
         client: FlexChargeClientConfiguration = .init()
@@ -69,8 +67,7 @@ public struct WorkerConfiguration: Sendable {
         self.reservedForCIT = min(reservedForCIT, max(concurrency - 1, 0))
         self.lease = lease
         self.pollInterval = pollInterval
-        self.backoff = backoff
-        self.idempotencyWindow = idempotencyWindow
+        self.retryPolicy = retryPolicy
         self.drainGracePeriod = drainGracePeriod
         self.environments = environments
         self.client = client

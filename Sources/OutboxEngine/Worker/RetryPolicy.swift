@@ -1,0 +1,53 @@
+import Foundation
+
+/// The one home of the retry rules: when a failed event is tried again (``backoff``), when it is
+/// given up as dead (``isExhausted(afterAttempt:)``), and until when it may be sent again under its
+/// idempotency key (``idempotencyWindowHasPassed(firstSentAt:now:)``).
+///
+/// Everything that applies these rules asks this value: the worker's delivery (`EventDelivery`),
+/// the lease rescue (`flexcharge.rescue_expired_leases`, migrations/0010, is passed ``maxAttempts``
+/// and turns an event dead exactly when ``isExhausted(afterAttempt:)`` does: `attempts >=
+/// p_max_attempts`; `RetryPolicyAgreementTests` holds the two to the same answer) and the operator's
+/// `retry` (`OperatorActions`). The worker and `flexcharge-outbox retry` take the same command-line
+/// options for it.
+public struct RetryPolicy: Sendable, Equatable {
+    /// Retry timing: exponential backoff with full jitter.
+    public var backoff: Backoff
+    /// Attempts before an event is declared dead (the first try counts as attempt 1).
+    public var maxAttempts: Int
+    /// FlexCharge keeps an idempotency key for this long; an evaluate first sent longer ago is
+    /// never sent again (it is looked up instead).
+    public var idempotencyWindow: Duration
+
+    /// A first send further in the future than this cannot be real (clock skew beyond it): the
+    /// window then counts as passed, the safe side (look up, never re-send).
+    public static let clockSkewAllowance: Duration = .seconds(300)
+
+    public init(backoff: Backoff = Backoff(), maxAttempts: Int = 12, idempotencyWindow: Duration = .seconds(24 * 3600)) {
+        self.backoff = backoff
+        self.maxAttempts = maxAttempts
+        self.idempotencyWindow = idempotencyWindow
+    }
+
+    /// True when `attempt` (1-based) was the last one allowed: the event is dead.
+    public func isExhausted(afterAttempt attempt: Int) -> Bool { attempt >= maxAttempts }
+
+    /// The wait before the retry that follows `attempt` (see ``Backoff``).
+    public func delay<G: RandomNumberGenerator>(
+        afterAttempt attempt: Int, retryAfter: Duration? = nil, using generator: inout G
+    ) -> Duration {
+        backoff.delay(afterAttempt: attempt, retryAfter: retryAfter, using: &generator)
+    }
+
+    public func delay(afterAttempt attempt: Int, retryAfter: Duration? = nil) -> Duration {
+        backoff.delay(afterAttempt: attempt, retryAfter: retryAfter)
+    }
+
+    /// True once FlexCharge may have forgotten the key of an event first sent at `firstSentAt`:
+    /// sending it again could create a second order. A first send more than
+    /// ``clockSkewAllowance`` in the future counts as passed.
+    public func idempotencyWindowHasPassed(firstSentAt: Date, now: Date = Date()) -> Bool {
+        let elapsed = now.timeIntervalSince(firstSentAt)
+        return elapsed >= idempotencyWindow.seconds || elapsed < -Self.clockSkewAllowance.seconds
+    }
+}
