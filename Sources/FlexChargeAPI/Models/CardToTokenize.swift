@@ -1,5 +1,6 @@
-/// Card data sent to `POST /tokenize`. `description` shows only the last four digits.
-public struct CardToTokenize: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
+/// Card data sent to `POST /tokenize`. `description` shows only the last four digits. Decodable from the
+/// camelCase fields of its properties (the `card` of `serve`'s `POST /v1/tokenize` body).
+public struct CardToTokenize: Sendable, Hashable, Decodable, CustomStringConvertible, CustomDebugStringConvertible {
     public var firstName: String
     public var lastName: String
     /// The PAN. Never logged.

@@ -102,24 +102,14 @@ public enum IntegrationServer {
     static let maximumMerchantIDLength = 128
 
     /// The tokenize request body. `card` is the only place card data appears; it is sent to
-    /// FlexCharge and dropped.
+    /// FlexCharge and dropped. The sense key comes beside the card, not in it.
     struct TokenizeRequest: Decodable {
-        struct Card: Decodable {
-            var firstName: String
-            var lastName: String
-            var number: String
-            var month: String
-            var year: String
-            var verificationValue: String?
-            var email: String?
-        }
-
         var merchantId: String
         var channel: String
         var origin: String?
         var site: String?
         var senseKey: String?
-        var card: Card
+        var card: CardToTokenize
     }
 
     /// What the routes call: the webhook receiver and the tokenizer, each run with a database session.
@@ -235,10 +225,8 @@ public enum IntegrationServer {
             guard SafeText.isIdentifier(parsed.merchantId, limit: maximumMerchantIDLength) else {
                 return json(400, ["error": "merchantId must be 1 to \(maximumMerchantIDLength) printable characters"])
             }
-            let card = CardToTokenize(
-                firstName: parsed.card.firstName, lastName: parsed.card.lastName, number: parsed.card.number,
-                month: parsed.card.month, year: parsed.card.year, verificationValue: parsed.card.verificationValue,
-                email: parsed.card.email, senseKey: parsed.senseKey)
+            var card = parsed.card
+            card.senseKey = parsed.senseKey
             do {
                 let vaulted = try await services.tokenize(card, parsed.merchantId, parsed.channel, parsed.origin, parsed.site)
                 return json(200, ["token": vaulted.token, "environment": vaulted.environment, "lastFour": vaulted.lastFour])
