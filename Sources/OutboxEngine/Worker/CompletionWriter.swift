@@ -147,7 +147,7 @@ final class CompletionWriter: Sendable {
                 logger.error("could not write outcomes, retrying", metadata: ["error": "\(error)", "pending": "\(pending)"])
                 // At most a second between tries: once the database answers again, the outcome must land
                 // before the rescue's hold (migrations/0010) lets another worker take the event.
-                try? await Task.sleep(for: .milliseconds(min(100 * (1 << min(failures, 6)), 1000)))
+                try? await Task.sleep(for: Backoff.databaseRetryPause(afterFailures: failures, cap: .seconds(1)))
             }
             let flushed = state.withLock { state in
                 state.flushing = false

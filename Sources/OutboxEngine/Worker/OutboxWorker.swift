@@ -163,7 +163,7 @@ public final class OutboxWorker: Service, Sendable {
                     } catch {
                         failures += 1
                         logger.error("claim failed", metadata: ["error": "\(error)"])
-                        try? await Task.sleep(for: .milliseconds(min(100 * (1 << min(failures, 6)), 5000)))
+                        try? await Task.sleep(for: Backoff.databaseRetryPause(afterFailures: failures, cap: .seconds(5)))
                         continue
                     }
                 }
