@@ -35,21 +35,25 @@ import TestSupport
             try await owner.execute(
                 "INSERT INTO flexcharge.merchant_credentials (merchant_id, environment, mid, app_key_sealed, app_secret_sealed, key_id) VALUES ('m1', 'sandbox', 'mid', '\\x01', '\\x02', 'k')")
 
-            // Every kind, the evaluate's priority inheritance included (it updates the order's transmit).
+            // Every kind, the evaluate's priority inheritance included (it updates the order's earlier
+            // cancel; since 0014 an earlier transmit blocks nothing and is left in its lane).
             let transmit = try await insertEvent(on: gateway, kind: "transmit", orderID: "A-1")
             try await insertEvent(on: gateway, kind: "evaluate", orderID: "A-1")
+            let earlyCancel = try await insertEvent(on: gateway, kind: "cancel", orderID: "B-1", channel: "mit", origin: nil, payload: "{}")
             try await insertEvent(on: gateway, kind: "evaluate", orderID: "B-1", channel: "mit", origin: nil)
             try await insertEvent(on: gateway, kind: "cancel", orderID: "A-1", payload: "{}")
             try await insertEvent(on: gateway, kind: "refund", orderID: "A-1", payload: #"{"amountCents": 100}"#)
             try await insertEvent(on: gateway, kind: "capture", orderID: "A-1", payload: #"{"amountCents": 100, "currency": "USD"}"#)
             try await insertEvent(on: gateway, kind: "external_cancel", orderID: "A-1", payload: "{}")
             let claimLane = try await owner.query("SELECT claim_lane FROM flexcharge.outbox WHERE id = $1", [transmit]).first!
-            #expect(try claimLane.decode("claim_lane", as: Int.self) == 0)
+            #expect(try claimLane.decode("claim_lane", as: Int.self) == 3)
+            let raised = try await owner.query("SELECT claim_lane FROM flexcharge.outbox WHERE id = $1", [earlyCancel]).first!
+            #expect(try raised.decode("claim_lane", as: Int.self) == 1)
             // RETURNING of the contract columns, and the order's outcome through the views.
             let returned = try await gateway.query(
                 """
-                INSERT INTO flexcharge.outbox (kind, merchant_id, order_id, channel, origin, site_url, payload)
-                VALUES ('transmit', 'm1', 'C-1', 'cit', 'website', 's', '{"transaction": {"amount": 1}}') RETURNING id, idempotency_key
+                INSERT INTO flexcharge.outbox (kind, merchant_id, order_id, channel, origin, site_url, payload, is_test)
+                VALUES ('transmit', 'm1', 'C-1', 'cit', 'website', 's', '{"transaction": {"amount": 1}}', true) RETURNING id, idempotency_key, is_test
                 """).first!
             #expect(try UUID(uuidString: returned.decode("idempotency_key", as: String.self)) != nil)
             let events = try await gateway.query(
@@ -100,7 +104,7 @@ import TestSupport
             }
             #expect(refused?.column == "payload.paymentMethod.cardNumber")
             let count = try await owner.query("SELECT count(*) AS n FROM flexcharge.outbox").first!.decode("n", as: Int.self)
-            #expect(count == 8)
+            #expect(count == 9)
         }
     }
 

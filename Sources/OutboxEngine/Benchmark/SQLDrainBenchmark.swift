@@ -20,7 +20,7 @@ public enum SQLDrainBenchmark {
             group.addTask { await writer.run() }
             while true {
                 let events = (try? await store.claim(
-                    on: claimSession, worker: worker, total: batchSize, laneCaps: Array(repeating: batchSize, count: 4),
+                    on: claimSession, worker: worker, total: batchSize, laneCaps: Lane.claimCaps(total: batchSize, others: batchSize),
                     lease: .seconds(60))) ?? []
                 if events.isEmpty { break }
                 drained += events.count

@@ -15,7 +15,7 @@ enum WorkerMetrics {
 
     static func claimed(_ events: [ClaimedEvent]) {
         var perLane: [String: Int] = [:]
-        for event in events { perLane[event.lane, default: 0] += 1 }
+        for event in events { perLane[event.lane.name, default: 0] += 1 }
         for (lane, count) in perLane {
             counter("flexcharge_outbox_claimed_total", [("lane", lane)]).increment(by: count)
         }

@@ -57,19 +57,12 @@ public struct ClaimedEvent: Sendable {
     public let requestBody: String
     /// The merchant's sealed credentials for `environment`, when configured.
     public let credentials: SealedCredentials?
-    /// The lane it was claimed in: 0 for CIT evaluates and for the earlier events of an order
-    /// whose CIT evaluate waits behind them, 1 MIT evaluates, 2 follow-ups, 3 transmits.
-    public let claimLane: Int
+    /// The lane it was claimed in: its own lane, or a lower one when a later event of its order
+    /// waits for it (see `flexcharge.inherit_claim_lane`, migrations/0014).
+    public let claimLane: Lane
 
-    /// Lane name for metrics and logs.
-    public var lane: String {
-        switch (kind, channel) {
-        case (.evaluate, "cit"): "cit_evaluate"
-        case (.evaluate, _): "mit_evaluate"
-        case (.transmit, _): "transmit"
-        default: "follow_up"
-        }
-    }
+    /// The lane of its kind and channel, for metrics and logs.
+    public var lane: Lane { Lane(kind: kind, channel: channel) }
 
     init(row: PGRow) throws {
         id = try row.decode("id")
@@ -86,7 +79,10 @@ public struct ClaimedEvent: Sendable {
         firstClaimedAt = try row.decode("first_claimed_at")
         nextAction = NextAction(rawValue: try row.decode("next_action")) ?? .send
         environment = try row.decode("environment")
-        claimLane = Int(try row.decode("claim_lane", as: Int16.self))
+        guard let claimLane = Lane(rawValue: Int(try row.decode("claim_lane", as: Int16.self))) else {
+            throw PGError(.decoding, "unknown claim lane")
+        }
+        self.claimLane = claimLane
         orderSessionKey = try row.decode("order_session_key")
         amountCents = try row.decode("amount_cents")
         currency = try row.decode("currency")

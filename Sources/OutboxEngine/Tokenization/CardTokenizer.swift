@@ -53,8 +53,11 @@ public struct CardTokenizer: Sendable {
         self.logger = logger
     }
 
+    /// `isTest`: the card is for a test-environment order (an event with `is_test`): tokenized with
+    /// the merchant's sandbox key whatever its switches, as the event will be routed
+    /// (`flexcharge.route`, migrations/0014).
     public func tokenize(
-        _ card: CardToTokenize, merchantID: String, channel: String, origin: String?, site: String?
+        _ card: CardToTokenize, merchantID: String, channel: String, origin: String?, site: String?, isTest: Bool = false
     ) async throws(TokenizeError) -> TokenizedCard {
         guard channel == "cit" || channel == "mit" else { throw TokenizeError(.invalidRequest, "channel must be cit or mit") }
         if channel == "cit", !["website", "call_center"].contains(origin ?? "") {
@@ -65,9 +68,9 @@ public struct CardTokenizer: Sendable {
             row = try await session.query(
                 """
                 SELECT m.merchant_id IS NOT NULL AS known,
-                       flexcharge.route($1, $2, $3, $4) AS environment
+                       flexcharge.route($1, $2, $3, $4, $5) AS environment
                   FROM (SELECT 1) one LEFT JOIN flexcharge.merchants m ON m.merchant_id = $1
-                """, [merchantID, site, channel, channel == "mit" ? nil : origin]).first
+                """, [merchantID, site, channel, channel == "mit" ? nil : origin, isTest]).first
         } catch {
             logger.error("tokenize: database unavailable", metadata: ["error": "\(error)"])
             throw TokenizeError(.unavailable, "the database is unavailable")

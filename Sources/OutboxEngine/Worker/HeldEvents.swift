@@ -7,7 +7,7 @@ import Synchronization
 /// Claiming ahead of the slots (up to `WorkerConfiguration.prefetch` events queued) keeps every
 /// slot busy: a slot that finishes starts its next event at once instead of waiting for a claim
 /// round trip. Queued events start in lane order (CIT evaluates and the events a CIT evaluate
-/// waits for, then MIT evaluates, follow-ups, transmits), oldest first within a lane; only lane 0
+/// waits for, then MIT evaluates, follow-ups, transmits), oldest first within a lane; only the CIT lane
 /// may use the slots kept for CIT.
 ///
 /// A lock, not an actor: a slot finishes and takes its next event without an executor hop.
@@ -19,8 +19,9 @@ final class HeldEvents: Sendable {
 
     private struct State {
         var held: [Int64: Held] = [:]
-        /// One queue per claim lane, 0 (CIT) to 3 (transmits).
-        var queues: [[ClaimedEvent]] = [[], [], [], []]
+        /// One queue per claim lane, indexed by its raw value, most urgent first.
+        var queues: [[ClaimedEvent]] = State.emptyQueues
+        static var emptyQueues: [[ClaimedEvent]] { Array(repeating: [], count: Lane.allCases.count) }
         var idleSlots: [(citOnly: Bool, slot: CheckedContinuation<ClaimedEvent?, Never>)] = []
         var heldOthers = 0
         var closed = false
@@ -28,9 +29,9 @@ final class HeldEvents: Sendable {
         var queued: Int { queues.reduce(0) { $0 + $1.count } }
 
         mutating func dequeue(citOnly: Bool) -> ClaimedEvent? {
-            for lane in queues.indices where !queues[lane].isEmpty {
-                if citOnly && lane > 0 { return nil }
-                return queues[lane].removeFirst()
+            for lane in Lane.allCases where !queues[lane.rawValue].isEmpty {
+                if citOnly && !lane.usesCITRoom { return nil }
+                return queues[lane.rawValue].removeFirst()
             }
             return nil
         }
@@ -44,7 +45,7 @@ final class HeldEvents: Sendable {
 
     /// Events held: queued plus being called.
     var count: Int { state.withLock { $0.held.count } }
-    /// Events held outside lane 0 (they may not take the CIT room).
+    /// Events held outside the CIT lane (they may not take the CIT room).
     var nonCITCount: Int { state.withLock { $0.heldOthers } }
     /// Slots waiting for an event.
     var waitingSlots: Int { state.withLock { $0.idleSlots.count } }
@@ -55,10 +56,10 @@ final class HeldEvents: Sendable {
         let now = ContinuousClock.now
         let (handoffs, held, queued) = state.withLock { state in
             for event in events.sorted(by: { $0.id < $1.id }) {
-                let lane = min(max(event.claimLane, 0), 3)
-                state.held[event.id] = Held(leaseRenewedAt: now, isCIT: lane == 0)
-                state.queues[lane].append(event)
-                if lane != 0 { state.heldOthers += 1 }
+                let lane = event.claimLane
+                state.held[event.id] = Held(leaseRenewedAt: now, isCIT: lane.usesCITRoom)
+                state.queues[lane.rawValue].append(event)
+                if !lane.usesCITRoom { state.heldOthers += 1 }
             }
             var handoffs: [(CheckedContinuation<ClaimedEvent?, Never>, ClaimedEvent)] = []
             let idleSlots = state.idleSlots
@@ -77,7 +78,7 @@ final class HeldEvents: Sendable {
     }
 
     /// A free slot's next event: the oldest of the first lane with queued events (a slot kept for
-    /// CIT takes lane 0 only); waits for the next claim when nothing fits. `nil` once the worker
+    /// CIT takes the CIT lane only); waits for the next claim when nothing fits. `nil` once the worker
     /// is draining.
     func next(citOnly: Bool) async -> ClaimedEvent? {
         if let event = state.withLock({ $0.dequeue(citOnly: citOnly) }) { return event }
@@ -110,7 +111,7 @@ final class HeldEvents: Sendable {
             let idle = state.idleSlots.map(\.slot)
             state.idleSlots.removeAll()
             let unstarted = state.queues.flatMap { $0 }
-            state.queues = [[], [], [], []]
+            state.queues = State.emptyQueues
             for event in unstarted { state.release(event.id) }
             return (idle, unstarted)
         }

@@ -155,7 +155,7 @@ public final class OutboxWorker: Service, Sendable {
                     do {
                         let events = try await store.claim(
                             on: session, worker: configuration.workerID, total: total,
-                            laneCaps: [total, others, others, others], lease: configuration.lease)
+                            laneCaps: Lane.claimCaps(total: total, others: others), lease: configuration.lease)
                         failures = 0
                         claimed = events.count
                         WorkerMetrics.claimed(events)
@@ -247,10 +247,10 @@ public final class OutboxWorker: Service, Sendable {
                     generation = await session.connectionGeneration
                     wake.signal(urgent: true)  // anything inserted while we were not listening
                 }
-                // The payload is the most urgent lane inserted; evaluates (lanes 0 and 1) are urgent.
+                // The payload is the most urgent lane inserted; the lane says whether it wakes at once.
                 let notifications = try await session.waitForNotifications(timeoutMilliseconds: 500)
                 if !notifications.isEmpty {
-                    wake.signal(urgent: notifications.contains { $0.payload == "0" || $0.payload == "1" })
+                    wake.signal(urgent: notifications.contains { Lane.wakesAtOnce(notifyPayload: $0.payload) })
                 }
                 let current = await session.connectionGeneration
                 if current != generation {
