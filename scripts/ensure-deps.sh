@@ -14,3 +14,25 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # Debian's postgresql package starts its own cluster on 5432; ours run elsewhere, so that is harmless.
+
+# deploy/validate.py runs promtool (Debian's `prometheus` package: promtool comes with the server) on
+# the alert rules and the dashboard's queries; the client examples (examples/, run by
+# ClientExampleTests) need Python's psycopg 3 for Debian's /usr/bin/python3, a JDK with the PostgreSQL
+# JDBC driver, and Go with lib/pq, all from Debian's packages (no PyPI, Maven or Go proxy downloads).
+extras=()
+command -v promtool >/dev/null 2>&1 || extras+=(prometheus)
+/usr/bin/python3 -c 'import psycopg' >/dev/null 2>&1 || extras+=(python3-psycopg)
+command -v javac >/dev/null 2>&1 || extras+=(default-jdk-headless)
+[ -f /usr/share/java/postgresql.jar ] || extras+=(libpostgresql-jdbc-java)
+command -v go >/dev/null 2>&1 || extras+=(golang-go)
+[ -d /usr/share/gocode/src/github.com/lib/pq ] || extras+=(golang-github-lib-pq-dev)
+if [ ${#extras[@]} -gt 0 ]; then
+    echo "installing: ${extras[*]}" >&2
+    sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${extras[@]}" >/dev/null
+    # Only promtool is wanted: on a machine run by systemd, do not leave the Prometheus server running.
+    if [[ " ${extras[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+        $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+    fi
+fi
