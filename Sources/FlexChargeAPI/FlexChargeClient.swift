@@ -114,26 +114,45 @@ public final class FlexChargeClient: Sendable {
 
     /// `POST /orders/{id}/cancel`; an `idempotencyKey` gives a 24 h replay window.
     public func cancel(orderId: String, idempotencyKey: String? = nil, credentials: MerchantCredentials) async throws -> FlexChargeResponse<OperationResponse> {
-        try await call(.POST, "orders/{id}/cancel", id: orderId, body: Self.encode(["idempotencyKey": idempotencyKey]),
-                       credentials: credentials)
+        try await cancel(orderId: orderId, body: Self.encode(["idempotencyKey": idempotencyKey]), credentials: credentials)
+    }
+
+    /// `POST /orders/{id}/cancel` with a raw JSON object body (sent unchanged).
+    public func cancel(orderId: String, body: [UInt8], credentials: MerchantCredentials) async throws -> FlexChargeResponse<OperationResponse> {
+        try await call(.POST, "orders/{id}/cancel", id: orderId, body: body, credentials: credentials)
     }
 
     /// `POST /orders/{external-order-id}/external-cancel`: cancel by your own order id.
     public func externalCancel(externalOrderId: String, idempotencyKey: String? = nil, credentials: MerchantCredentials) async throws -> FlexChargeResponse<OperationResponse> {
-        try await call(.POST, "orders/{id}/external-cancel", id: externalOrderId,
-                       body: Self.encode(["idempotencyKey": idempotencyKey]), credentials: credentials)
+        try await externalCancel(externalOrderId: externalOrderId, body: Self.encode(["idempotencyKey": idempotencyKey]),
+                                 credentials: credentials)
+    }
+
+    /// `POST /orders/{external-order-id}/external-cancel` with a raw JSON object body (sent unchanged).
+    public func externalCancel(externalOrderId: String, body: [UInt8], credentials: MerchantCredentials) async throws -> FlexChargeResponse<OperationResponse> {
+        try await call(.POST, "orders/{id}/external-cancel", id: externalOrderId, body: body, credentials: credentials)
     }
 
     /// `POST /orders/{id}/refund`; `amountCents` is sent as exact decimal dollars (`1234` → `12.34`).
     public func refund(orderId: String, amountCents: Int, message: String? = nil, credentials: MerchantCredentials) async throws -> FlexChargeResponse<RefundResponse> {
         var json = "{\"amountToRefund\":\(DollarAmount.jsonNumber(cents: amountCents))"
         if let message { json += ",\"refundMessage\":" + String(decoding: Self.encode(message), as: UTF8.self) }
-        return try await call(.POST, "orders/{id}/refund", id: orderId, body: Array((json + "}").utf8), credentials: credentials)
+        return try await refund(orderId: orderId, body: Array((json + "}").utf8), credentials: credentials)
+    }
+
+    /// `POST /orders/{id}/refund` with a raw JSON object body (sent unchanged; `amountToRefund` in dollars).
+    public func refund(orderId: String, body: [UInt8], credentials: MerchantCredentials) async throws -> FlexChargeResponse<RefundResponse> {
+        try await call(.POST, "orders/{id}/refund", id: orderId, body: body, credentials: credentials)
     }
 
     /// `POST /capture` for an order in `CAPTUREREQUIRED`.
     public func capture(_ request: CaptureRequest, credentials: MerchantCredentials) async throws -> FlexChargeResponse<OperationResponse> {
-        try await call(.POST, "capture", body: Self.encode(request), credentials: credentials)
+        try await capture(body: Self.encode(request), credentials: credentials)
+    }
+
+    /// `POST /capture` with a raw JSON object body (sent unchanged).
+    public func capture(body: [UInt8], credentials: MerchantCredentials) async throws -> FlexChargeResponse<OperationResponse> {
+        try await call(.POST, "capture", body: body, credentials: credentials)
     }
 
     // MARK: Plumbing

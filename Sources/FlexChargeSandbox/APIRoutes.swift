@@ -29,6 +29,7 @@ struct APIRoutes: Sendable {
             route: route, pathID: context.parameters.get("id"),
             query: request.uri.queryParameters.map { (String($0.key), String($0.value)) },
             authorization: request.headers[.authorization], body: Array(buffer: body))
+        sandbox.keepBody(of: apiRequest)
         let (fault, delay) = sandbox.faultAndDelay(for: route) { sandbox.mid(of: apiRequest) }
         switch fault?.kind {
         case .status:

@@ -28,6 +28,8 @@ struct SandboxState: Sendable {
     var ledger = SandboxLedger()
     /// Every request received, in order (formatted into ``SandboxLedger/requests`` when the ledger is read).
     var receivedRequests = RequestLog()
+    /// Request bodies, kept only after ``FlexChargeSandbox/recordRequestBodies()`` (`nil`: not recording).
+    var requestBodies: [SandboxRequestBody]?
     var faults: [FaultRule]
     var random: SeededGenerator
     var pendingWebhooks: [PendingWebhook] = []

@@ -10,6 +10,7 @@ import TestSupport
     /// in flexcharge.outbox_before_insert()).
     static let contract: Set<String> = [
         "kind", "merchant_id", "order_id", "channel", "origin", "site_url", "descriptor", "payload", "idempotency_key",
+        "is_test", "dedupe_key",
     ]
     static let setByTheTrigger: Set<String> = [
         "id", "created_at", "site", "lane", "claim_lane", "amount_cents", "currency", "state", "next_action", "attempts",
@@ -104,8 +105,9 @@ import TestSupport
                 "SELECT id, lane, claim_lane, amount_cents, currency FROM flexcharge.outbox WHERE id = ANY($1::bigint[]) ORDER BY id",
                 [[transmit, capture, noCurrency]]).rows
             #expect(try rows.map { try $0.decode("lane", as: Int.self) } == [3, 2, 2])
-            // The order's earlier transmit is claimed at the capture's priority.
-            #expect(try rows.map { try $0.decode("claim_lane", as: Int.self) } == [2, 2, 2])
+            // The order's earlier transmit keeps its lane: since 0014 it holds back nothing but later
+            // transmits, so it is not claimed at the capture's priority (before 0014: [2, 2, 2]).
+            #expect(try rows.map { try $0.decode("claim_lane", as: Int.self) } == [3, 2, 2])
             #expect(try rows[1].decode("amount_cents", as: Int64.self) == 1234)
             #expect(try rows[1].decode("currency", as: String.self) == "EUR")
             #expect(try rows[2].decode("currency", as: String?.self) == nil)

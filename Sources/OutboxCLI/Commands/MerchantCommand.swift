@@ -12,11 +12,14 @@ struct MerchantCommand: AsyncParsableCommand {
             Each channel is off, sandbox or production, so MIT can be live while CIT is still in \
             sandbox, or call-center orders off while websites are live. A site (website or campaign) \
             can override any switch. Changes apply to events claimed after them, and every change is \
-            recorded in flexcharge.merchant_audit (see `merchant history`).
+            recorded in flexcharge.merchant_audit (see `merchant history`). Call-center CIT events \
+            carry a marker FlexCharge can see (orderSource, transaction.cardNotPresent), set per \
+            merchant with `merchant set --call-center-order-source / --call-center-card-not-present`.
 
             Examples:
               flexcharge-outbox merchant add shoes-r-us --cit-website sandbox --mit production
               flexcharge-outbox merchant set shoes-r-us --cit-call-center off
+              flexcharge-outbox merchant set shoes-r-us --call-center-order-source moto --call-center-card-not-present true
               flexcharge-outbox merchant set shoes-r-us --site https://promo.shoes.example --cit-website production
               printf 'app_key=...\\napp_secret=...\\ntokenization_key=...\\n' | \\
                 flexcharge-outbox merchant credentials shoes-r-us --environment sandbox --mid 5f1c...
@@ -86,10 +89,17 @@ extension MerchantCommand {
 
     struct Set: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Change a merchant's switches, or a site's overrides with --site.",
+            abstract: "Change a merchant's switches or call-center marker, or a site's overrides with --site.",
             discussion: """
+                The call-center marker tells FlexCharge that a CIT order was keyed in by a call center \
+                (FlexCharge documents no MOTO value, so ask FlexCharge which to use). It is sent on \
+                call-center CIT transmits and evaluates only: orderSource (default call_center; none \
+                sends no orderSource) and transaction.cardNotPresent (default true).
+
                 Examples:
                   flexcharge-outbox merchant set shoes-r-us --mit production
+                  flexcharge-outbox merchant set shoes-r-us --call-center-order-source moto
+                  flexcharge-outbox merchant set shoes-r-us --call-center-order-source none --call-center-card-not-present false
                   flexcharge-outbox merchant set shoes-r-us --site shoes.example --cit-website off
                   flexcharge-outbox merchant set shoes-r-us --site shoes.example --cit-website inherit
                 """)
@@ -100,15 +110,31 @@ extension MerchantCommand {
         @Argument(help: "The merchant id.") var merchantID: String
         @Option(help: "A site (the events' site_url, else descriptor) whose overrides to change.") var site: String?
         @Option(help: "A display name.") var name: String?
+        @Option(help: "orderSource sent on call-center CIT events (default call_center), or none.")
+        var callCenterOrderSource: String?
+        @Option(help: "transaction.cardNotPresent sent on call-center CIT events: true (default) or false.")
+        var callCenterCardNotPresent: String?
 
         func run() async throws {
             let values = try switches.values(allowInherit: site != nil)
-            guard !values.isEmpty || name != nil else {
-                throw CLIFailure.badInput("nothing to change: give --cit-website, --cit-call-center, --mit or --name")
+            var callCenter = CallCenterMarkerChange()
+            if let text = callCenterOrderSource {
+                callCenter.orderSource = .some(text == "none" ? nil : text)
+            }
+            if let text = callCenterCardNotPresent {
+                guard let value = Bool(text) else {
+                    throw CLIFailure.badInput("--call-center-card-not-present must be true or false, not \(text)")
+                }
+                callCenter.cardNotPresent = value
+            }
+            guard !values.isEmpty || name != nil || !callCenter.isEmpty else {
+                throw CLIFailure.badInput(
+                    "nothing to change: give --cit-website, --cit-call-center, --mit, --name, --call-center-order-source or --call-center-card-not-present")
             }
             try await database.withSession { session in
                 try await merchantCall {
-                    try await MerchantStore(session: session, actor: actor.name).set(merchantID, site: site, name: name, switches: values)
+                    try await MerchantStore(session: session, actor: actor.name).set(
+                        merchantID, site: site, name: name, switches: values, callCenter: callCenter)
                 }
                 print("merchant \(merchantID) updated")
             }
@@ -249,6 +275,7 @@ extension MerchantCommand {
                     print("  credentials \(environment): mid \(mid), app key ****, app secret ****")
                 }
                 if settings.credentials.isEmpty { print("  credentials: none") }
+                print("  call center marker: orderSource \(settings.callCenter.orderSource ?? "none"), cardNotPresent \(settings.callCenter.cardNotPresent)")
             }
         }
     }

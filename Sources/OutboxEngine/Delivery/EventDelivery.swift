@@ -106,18 +106,18 @@ struct EventDelivery: Sendable {
         _ event: ClaimedEvent, client: FlexChargeClient, credentials: MerchantCredentials, completion: Completion
     ) async throws -> Completion {
         var completion = completion
-        let payload = Self.payload(of: event)
-        let orderSessionKey = Self.orderSessionKey(of: event, payload: payload)
+        // The body comes from the one home of request bodies (flexcharge.request_body, via the claim).
+        let body = Array(event.requestBody.utf8)
+        let orderSessionKey = event.orderSessionKey
         switch event.kind {
         case .cancel where orderSessionKey != nil:
-            let answer = try await client.cancel(orderId: orderSessionKey!, idempotencyKey: event.idempotencyKey, credentials: credentials)
+            let answer = try await client.cancel(orderId: orderSessionKey!, body: body, credentials: credentials)
             completion.httpStatus = answer.httpStatus
             completion.orderSessionKey = orderSessionKey
             return completion.finished(.succeeded)
         case .cancel, .externalCancel:
             // No FlexCharge id is known (the evaluate timed out): cancel by the gateway's order id.
-            let answer = try await client.externalCancel(
-                externalOrderId: event.orderID, idempotencyKey: event.idempotencyKey, credentials: credentials)
+            let answer = try await client.externalCancel(externalOrderId: event.orderID, body: body, credentials: credentials)
             completion.httpStatus = answer.httpStatus
             return completion.finished(.succeeded)
         case .refund:
@@ -125,9 +125,7 @@ struct EventDelivery: Sendable {
                 return completion.finished(.failed, class: "permanent",
                                            error: "no FlexCharge order is known for this order: evaluate it first or put orderSessionKey in the payload")
             }
-            let answer = try await client.refund(
-                orderId: orderSessionKey, amountCents: Int(event.amountCents ?? 0),
-                message: payload["refundMessage"] as? String, credentials: credentials)
+            let answer = try await client.refund(orderId: orderSessionKey, body: body, credentials: credentials)
             completion.httpStatus = answer.httpStatus
             completion.orderSessionKey = orderSessionKey
             completion.decision = answer.body.status
@@ -142,14 +140,11 @@ struct EventDelivery: Sendable {
                 return completion.finished(.failed, class: "permanent",
                                            error: "no FlexCharge order is known for this order: evaluate it first or put orderSessionKey in the payload")
             }
-            guard let currency = event.currency ?? payload["currency"] as? String else {
+            guard event.currency != nil else {
                 return completion.finished(.failed, class: "permanent",
                                            error: "no currency is known for this capture: put currency in the payload")
             }
-            let answer = try await client.capture(
-                CaptureRequest(idempotencyKey: event.idempotencyKey, orderId: orderSessionKey,
-                               amount: Int(event.amountCents ?? 0), currency: currency),
-                credentials: credentials)
+            let answer = try await client.capture(body: body, credentials: credentials)
             completion.httpStatus = answer.httpStatus
             completion.orderSessionKey = orderSessionKey
             let status = (answer.body.status ?? answer.body.captureStatus)?.uppercased()
@@ -163,16 +158,6 @@ struct EventDelivery: Sendable {
         }
     }
 
-    /// The event's request body as a JSON object (follow-ups read `orderSessionKey`, `refundMessage`, `currency`).
-    private static func payload(of event: ClaimedEvent) -> [String: Any] {
-        (try? JSONSerialization.jsonObject(with: Data(event.requestBody.utf8))) as? [String: Any] ?? [:]
-    }
-
-    /// The FlexCharge order a follow-up acts on: its order's evaluate's, else the gateway's `orderSessionKey`.
-    private static func orderSessionKey(of event: ClaimedEvent, payload: [String: Any]) -> String? {
-        event.orderSessionKey ?? payload["orderSessionKey"] as? String
-    }
-
     /// Resolves a follow-up whose earlier call may have reached FlexCharge: reads its FlexCharge order
     /// (or searches by the gateway's order id when no FlexCharge id is known) and lets
     /// ``FollowUpVerdict`` decide: applied, safe to send again, impossible, or left to an operator.
@@ -180,7 +165,7 @@ struct EventDelivery: Sendable {
         _ event: ClaimedEvent, client: FlexChargeClient, credentials: MerchantCredentials, completion: Completion
     ) async -> Completion {
         var completion = completion
-        let orderSessionKey = Self.orderSessionKey(of: event, payload: Self.payload(of: event))
+        let orderSessionKey = event.orderSessionKey
         do {
             let order: Order?
             if event.kind != .externalCancel, let orderSessionKey {

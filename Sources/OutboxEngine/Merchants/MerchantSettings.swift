@@ -20,14 +20,18 @@ public struct MerchantSettings: Sendable, Equatable, Codable {
     public var sites: [String: [Channel: ChannelSwitch]]
     /// Environments that have credentials, with their MID (the secrets are never read back).
     public var credentials: [String: String]
+    /// What marks its call-center CIT events at FlexCharge.
+    public var callCenter: CallCenterMarker
 
     public init(merchantID: String, name: String? = nil, switches: [Channel: ChannelSwitch] = [:],
-                sites: [String: [Channel: ChannelSwitch]] = [:], credentials: [String: String] = [:]) {
+                sites: [String: [Channel: ChannelSwitch]] = [:], credentials: [String: String] = [:],
+                callCenter: CallCenterMarker = .default) {
         self.merchantID = merchantID
         self.name = name
         self.switches = switches
         self.sites = sites
         self.credentials = credentials
+        self.callCenter = callCenter
     }
 }
 

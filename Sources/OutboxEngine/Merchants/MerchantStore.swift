@@ -30,45 +30,83 @@ public struct MerchantStore: Sendable {
         }
     }
 
-    /// Changes switches (and the name) of a merchant, or of one of its sites when `site` is given
-    /// (`nil` in `switches` for a site means "inherit the merchant's").
-    public func set(_ merchantID: String, site: String?, name: String?, switches: [Channel: ChannelSwitch?]) async throws {
+    /// Changes switches (and the name, and the call-center marker) of a merchant, or of one of its
+    /// sites when `site` is given (`nil` in `switches` for a site means "inherit the merchant's"; the
+    /// call-center marker is the merchant's only).
+    public func set(
+        _ merchantID: String, site: String?, name: String?, switches: [Channel: ChannelSwitch?],
+        callCenter: CallCenterMarkerChange = .init()
+    ) async throws {
+        if site != nil && !callCenter.isEmpty {
+            throw MerchantError("the call-center marker is set per merchant, not per site: leave out --site")
+        }
         let actor = self.actor
-        try await session.withTransaction { tx in
-            guard let current = try tx.query("SELECT * FROM flexcharge.merchants WHERE merchant_id = $1 FOR UPDATE", [merchantID]).first else {
-                throw MerchantError("unknown merchant \(merchantID); add it with merchant add")
+        do {
+            try await session.withTransaction { tx in
+                try Self.set(tx, actor: actor, merchantID, site: site, name: name, switches: switches, callCenter: callCenter)
             }
-            if let site {
-                try tx.execute(
-                    "INSERT INTO flexcharge.merchant_sites (merchant_id, site) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                    [merchantID, site])
-                let row = try tx.query(
-                    "SELECT * FROM flexcharge.merchant_sites WHERE merchant_id = $1 AND site = $2 FOR UPDATE", [merchantID, site]).first!
-                for (channel, value) in switches {
-                    let old: String? = try row.decode(channel.rawValue)
-                    guard old != value?.rawValue else { continue }
-                    // Column names come from the Channel enum, never from input.
-                    try tx.execute(
-                        "UPDATE flexcharge.merchant_sites SET \(channel.rawValue) = $3, updated_at = now() WHERE merchant_id = $1 AND site = $2",
-                        [merchantID, site, value?.rawValue])
-                    try Self.audit(tx, actor: actor, merchantID, action: "site \(site)", field: channel.rawValue,
-                                   old: old ?? "inherit", new: value?.rawValue ?? "inherit")
-                }
-                return
-            }
-            if let name {
-                let old: String? = try current.decode("name")
-                try tx.execute("UPDATE flexcharge.merchants SET name = $2, updated_at = now() WHERE merchant_id = $1", [merchantID, name])
-                try Self.audit(tx, actor: actor, merchantID, action: "set", field: "name", old: old, new: name)
-            }
+        } catch let error as PGError where error.constraint == CallCenterMarker.orderSourceConstraint {
+            throw MerchantError("the call-center order source must be \(CallCenterMarker.orderSourceRule)")
+        }
+    }
+
+    private static func set(
+        _ tx: isolated PGSession, actor: String, _ merchantID: String, site: String?, name: String?,
+        switches: [Channel: ChannelSwitch?], callCenter: CallCenterMarkerChange
+    ) throws {
+        guard let current = try tx.query("SELECT * FROM flexcharge.merchants WHERE merchant_id = $1 FOR UPDATE", [merchantID]).first else {
+            throw MerchantError("unknown merchant \(merchantID); add it with merchant add")
+        }
+        if let site {
+            try tx.execute(
+                "INSERT INTO flexcharge.merchant_sites (merchant_id, site) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                [merchantID, site])
+            let row = try tx.query(
+                "SELECT * FROM flexcharge.merchant_sites WHERE merchant_id = $1 AND site = $2 FOR UPDATE", [merchantID, site]).first!
             for (channel, value) in switches {
-                guard let value else { continue }
-                let old: String = try current.decode(channel.rawValue)
-                guard old != value.rawValue else { continue }
+                let old: String? = try row.decode(channel.rawValue)
+                guard old != value?.rawValue else { continue }
+                // Column names come from the Channel enum, never from input.
                 try tx.execute(
-                    "UPDATE flexcharge.merchants SET \(channel.rawValue) = $2, updated_at = now() WHERE merchant_id = $1",
-                    [merchantID, value.rawValue])
-                try Self.audit(tx, actor: actor, merchantID, action: "set", field: channel.rawValue, old: old, new: value.rawValue)
+                    "UPDATE flexcharge.merchant_sites SET \(channel.rawValue) = $3, updated_at = now() WHERE merchant_id = $1 AND site = $2",
+                    [merchantID, site, value?.rawValue])
+                try Self.audit(tx, actor: actor, merchantID, action: "site \(site)", field: channel.rawValue,
+                               old: old ?? "inherit", new: value?.rawValue ?? "inherit")
+            }
+            return
+        }
+        if let name {
+            let old: String? = try current.decode("name")
+            try tx.execute("UPDATE flexcharge.merchants SET name = $2, updated_at = now() WHERE merchant_id = $1", [merchantID, name])
+            try Self.audit(tx, actor: actor, merchantID, action: "set", field: "name", old: old, new: name)
+        }
+        for (channel, value) in switches {
+            guard let value else { continue }
+            let old: String = try current.decode(channel.rawValue)
+            guard old != value.rawValue else { continue }
+            try tx.execute(
+                "UPDATE flexcharge.merchants SET \(channel.rawValue) = $2, updated_at = now() WHERE merchant_id = $1",
+                [merchantID, value.rawValue])
+            try Self.audit(tx, actor: actor, merchantID, action: "set", field: channel.rawValue, old: old, new: value.rawValue)
+        }
+        if let orderSource = callCenter.orderSource {
+            let old: String? = try current.decode("call_center_order_source")
+            if old != orderSource {
+                try tx.execute(
+                    "UPDATE flexcharge.merchants SET call_center_order_source = $2, updated_at = now() WHERE merchant_id = $1",
+                    [merchantID, orderSource])
+                try Self.audit(tx, actor: actor, merchantID, action: "set", field: "call_center_order_source",
+                               old: old ?? "none", new: orderSource ?? "none")
+            }
+        }
+        if let cardNotPresent = callCenter.cardNotPresent {
+            let old: Bool = try current.decode("call_center_card_not_present")
+            if old != cardNotPresent {
+                try tx.execute(
+                    "UPDATE flexcharge.merchants SET call_center_card_not_present = $2, updated_at = now() WHERE merchant_id = $1",
+                    [merchantID, cardNotPresent])
+                try Self.audit(tx, actor: actor, merchantID, action: "set", field: "call_center_card_not_present",
+                               old: String(old), new: String(cardNotPresent))
             }
         }
     }
@@ -183,7 +221,8 @@ public struct MerchantStore: Sendable {
         guard let row = try await session.query("SELECT * FROM flexcharge.merchants WHERE merchant_id = $1", [merchantID]).first else {
             return nil
         }
-        var settings = MerchantSettings(merchantID: merchantID, name: try row.decode("name"))
+        var settings = MerchantSettings(merchantID: merchantID, name: try row.decode("name"),
+                                        callCenter: try Self.callCenterMarker(row))
         for channel in Channel.allCases {
             settings.switches[channel] = ChannelSwitch(rawValue: try row.decode(channel.rawValue))
         }
@@ -207,7 +246,8 @@ public struct MerchantStore: Sendable {
     /// Every merchant id with its switches, ordered by id.
     public func list() async throws -> [MerchantSettings] {
         try await session.query("SELECT * FROM flexcharge.merchants ORDER BY merchant_id").rows.map { row in
-            var settings = MerchantSettings(merchantID: try row.decode("merchant_id"), name: try row.decode("name"))
+            var settings = MerchantSettings(merchantID: try row.decode("merchant_id"), name: try row.decode("name"),
+                                            callCenter: try Self.callCenterMarker(row))
             for channel in Channel.allCases {
                 settings.switches[channel] = ChannelSwitch(rawValue: try row.decode(channel.rawValue))
             }
@@ -224,6 +264,11 @@ public struct MerchantStore: Sendable {
             AuditEntry(at: try $0.decode("at"), actor: try $0.decode("actor"), action: try $0.decode("action"),
                        field: try $0.decode("field"), old: try $0.decode("old_value"), new: try $0.decode("new_value"))
         }
+    }
+
+    private static func callCenterMarker(_ row: PGRow) throws -> CallCenterMarker {
+        CallCenterMarker(orderSource: try row.decode("call_center_order_source"),
+                         cardNotPresent: try row.decode("call_center_card_not_present"))
     }
 
     private static func audit(

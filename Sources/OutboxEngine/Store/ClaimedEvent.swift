@@ -45,6 +45,8 @@ public struct ClaimedEvent: Sendable {
     public let nextAction: NextAction
     /// `sandbox` or `production`.
     public let environment: String
+    /// FlexCharge's order id: an evaluate's answer; for a cancel, refund or capture its order's
+    /// evaluate's, else the payload's `orderSessionKey`.
     public let orderSessionKey: String?
     public let amountCents: Int64?
     /// A capture's currency (its own, else its order's evaluate's).
@@ -52,8 +54,8 @@ public struct ClaimedEvent: Sendable {
     /// For a refund being looked up: the cents this outbox has recorded as refunded on the same
     /// FlexCharge order by its other refund events.
     public let refundedBeforeCents: Int64?
-    /// The request body: the gateway's payload with `mid`, `orderId`, `isMIT`, `siteUrl` and (for
-    /// evaluate) `idempotencyKey` filled in by the claim query.
+    /// The request body, sent unchanged: built for every kind by `flexcharge.request_body()`
+    /// (migrations/0015_what_is_sent.sql), the one home of request bodies.
     public let requestBody: String
     /// The merchant's sealed credentials for `environment`, when configured.
     public let credentials: SealedCredentials?

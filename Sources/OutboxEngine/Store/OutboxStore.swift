@@ -10,9 +10,10 @@ public struct OutboxStore: Sendable {
     /// LOCKED, lanes, merchant fairness, per-order order, routing). The lease is committed when
     /// this returns, before any HTTP call.
     ///
-    /// The request body is assembled here, by the server: defaults the gateway may leave out
-    /// (`orderId`, `isMIT`, `siteUrl`), then the gateway's payload, then what only we know (`mid`
-    /// from the credentials, the event's fixed `idempotencyKey` for evaluates).
+    /// The request body of every kind is built here, by the server, by `flexcharge.request_body()`
+    /// (migrations/0015_what_is_sent.sql: the one home of request bodies, and why it is in SQL): the
+    /// worker sends it unchanged. A follow-up's FlexCharge order id is resolved here too (its order's
+    /// evaluate's, filled in by claim(), else the payload's `orderSessionKey`).
     public func claim(
         on session: PGSession, worker: String, total: Int, laneCaps: [Int], lease: Duration
     ) async throws -> [ClaimedEvent] {
@@ -20,13 +21,11 @@ public struct OutboxStore: Sendable {
             """
             SELECT c.id, c.kind, c.merchant_id, c.order_id, c.channel, c.origin, c.site, c.idempotency_key,
                    c.attempts, c.created_at, c.first_claimed_at, c.next_action, c.environment,
-                   c.amount_cents, c.state,
-                   c.order_session_key, c.claim_lane,
-                   -- A capture's currency: its own, else its order's evaluate's.
-                   CASE WHEN c.kind = 'capture' THEN coalesce(c.currency,
-                       (SELECT e.currency FROM flexcharge.outbox e
-                         WHERE e.merchant_id = c.merchant_id AND e.order_id = c.order_id AND e.kind = 'evaluate'
-                         ORDER BY e.id DESC LIMIT 1)) END AS currency,
+                   c.amount_cents, c.state, c.claim_lane,
+                   CASE WHEN c.kind IN ('cancel', 'refund', 'capture')
+                        THEN coalesce(c.order_session_key, c.payload ->> 'orderSessionKey')
+                        ELSE c.order_session_key END AS order_session_key,
+                   cur.currency,
                    -- A refund looked up after an ambiguous call is compared with what this outbox has
                    -- recorded as refunded on the same FlexCharge order (see migrations/0010).
                    CASE WHEN c.kind = 'refund' AND c.next_action = 'lookup' THEN
@@ -34,18 +33,19 @@ public struct OutboxStore: Sendable {
                          WHERE r.merchant_id = c.merchant_id AND r.order_id = c.order_id AND r.kind = 'refund'
                            AND r.state = 'succeeded' AND r.id <> c.id
                            AND r.order_session_key IS NOT DISTINCT FROM c.order_session_key) END AS refunded_before_cents,
-                   (jsonb_strip_nulls(jsonb_build_object('orderId', c.order_id, 'isMIT', c.channel = 'mit',
-                                                         'siteUrl', c.site_url))
-                    || c.payload
-                    || jsonb_strip_nulls(jsonb_build_object(
-                           'mid', mc.mid,
-                           'idempotencyKey', CASE WHEN c.kind = 'evaluate' THEN c.idempotency_key END)))::text
-                       AS request_body,
+                   flexcharge.request_body(c, m, mc.mid, cur.currency)::text AS request_body,
                    mc.mid, mc.key_id, mc.app_key_sealed, mc.app_secret_sealed,  -- the API credentials only
                    mc.updated_at AS credentials_updated_at
               FROM flexcharge.claim($1, $2, $3::integer[], make_interval(secs => $4)) c
+              LEFT JOIN flexcharge.merchants m ON m.merchant_id = c.merchant_id
               LEFT JOIN flexcharge.merchant_credentials mc
                      ON mc.merchant_id = c.merchant_id AND mc.environment = c.environment
+              -- A capture's currency: its own, else its order's evaluate's.
+             CROSS JOIN LATERAL (
+                   SELECT CASE WHEN c.kind = 'capture' THEN coalesce(c.currency,
+                              (SELECT e.currency FROM flexcharge.outbox e
+                                WHERE e.merchant_id = c.merchant_id AND e.order_id = c.order_id AND e.kind = 'evaluate'
+                                ORDER BY e.id DESC LIMIT 1)) END AS currency) cur
              WHERE c.state = 'running'
             """,
             [worker, total, laneCaps, lease.seconds])
