@@ -180,9 +180,10 @@ public final class OutboxWorker: Service, Sendable {
             let unstarted = held.close()
             let gaveBack = Task { await self.giveBack(unstarted, on: session) }
             while held.count > 0 && ContinuousClock.now < deadline {
-                _ = await wake.wait(timeout: .milliseconds(100))
+                // A cancelled task drains at once: its calls are cancelled with it and the group awaits them.
+                if await wake.wait(timeout: .milliseconds(100)) == .cancelled { break }
             }
-            if held.count > 0 {
+            if held.count > 0 && !Task.isCancelled {
                 let remaining = held.count
                 logger.warning("grace period over; cancelling calls still in flight", metadata: ["in_flight": "\(remaining)"])
                 calls.cancelAll()

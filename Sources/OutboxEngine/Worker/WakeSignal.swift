@@ -8,7 +8,7 @@ import Synchronization
 /// load each hop waits its turn on a busy event loop.
 final class WakeSignal: Sendable {
     /// Why `wait` returned.
-    enum Reason { case signal, urgent, timeout }
+    enum Reason { case signal, urgent, timeout, cancelled }
 
     private struct State {
         var pending: Reason?
@@ -24,26 +24,39 @@ final class WakeSignal: Sendable {
         deliver(urgent ? .urgent : .signal, toWait: nil)
     }
 
-    /// Returns at the next signal, or after `timeout`, whichever comes first.
+    /// Returns at the next signal, or after `timeout`, whichever comes first; at once (`.cancelled`)
+    /// when the waiting task is cancelled, its timer cancelled with it. A signal already pending is
+    /// returned even to a cancelled task.
     func wait(timeout: Duration) async -> Reason {
-        await withCheckedContinuation { continuation in
-            let ready: Reason? = state.withLock { state in
-                if let reason = state.pending {
-                    state.pending = nil
-                    return reason
+        let wait = state.withLock { state in
+            state.wait &+= 1
+            return state.wait
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let ready: Reason? = state.withLock { state in
+                    if let reason = state.pending {
+                        state.pending = nil
+                        return reason
+                    }
+                    // Checked under the lock: a cancellation after this finds the waiter below.
+                    if Task.isCancelled { return .cancelled }
+                    state.waiter = continuation
+                    state.timer = Task { [weak self] in
+                        guard (try? await Task.sleep(for: timeout)) != nil else { return }  // cancelled: woken already
+                        self?.deliver(.timeout, toWait: wait)
+                    }
+                    return nil
                 }
-                state.wait &+= 1
-                let wait = state.wait
-                state.waiter = continuation
-                state.timer = Task { [weak self] in
-                    guard (try? await Task.sleep(for: timeout)) != nil else { return }  // cancelled: woken already
-                    self?.deliver(.timeout, toWait: wait)
-                }
-                return nil
+                if let ready { continuation.resume(returning: ready) }
             }
-            if let ready { continuation.resume(returning: ready) }
+        } onCancel: {
+            deliver(.cancelled, toWait: wait)
         }
     }
+
+    /// True while a `wait` is suspended or its timer is armed (for tests: nothing is left behind).
+    var isWaiting: Bool { state.withLock { $0.waiter != nil || $0.timer != nil } }
 
     private func deliver(_ reason: Reason, toWait wait: UInt64?) {
         let woken: (CheckedContinuation<Reason, Never>, Task<Void, Never>?)? = state.withLock { state in
