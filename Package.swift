@@ -109,10 +109,26 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The SQL of migrations/ built into the binary (`migrate` needs no files at run time): the
+        // EmbedMigrations build-tool plugin runs MigrationsEmbedder to turn each file into a literal.
+        .executableTarget(name: "MigrationsEmbedder", swiftSettings: swiftSettings),
+        .plugin(
+            name: "EmbedMigrations",
+            capability: .buildTool(),
+            dependencies: ["MigrationsEmbedder"],
+            path: "Sources/EmbedMigrationsPlugin"
+        ),
+        .target(
+            name: "OutboxMigrations",
+            dependencies: ["LibPQ"],
+            swiftSettings: swiftSettings,
+            plugins: ["EmbedMigrations"]
+        ),
         .executableTarget(
             name: "OutboxCLI",
             dependencies: [
                 "LibPQ",
+                "OutboxMigrations",
                 "OutboxEngine",
                 "OutboxServers",
                 "FlexChargeAPI",
@@ -182,7 +198,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OutboxCLITests",
-            dependencies: ["LibPQ", "TestSupport"],
+            dependencies: ["LibPQ", "TestSupport", "OutboxMigrations"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -23,15 +23,25 @@ public struct Migration: Sendable, Equatable {
         } catch {
             throw PGError(.usage, "cannot read the migrations folder \(directory)")
         }
-        var migrations: [Migration] = []
+        var files: [(fileName: String, sql: String)] = []
         for fileName in names.sorted() where fileName.hasSuffix(".sql") {
-            let stem = fileName.dropLast(4)
-            guard let underscore = stem.firstIndex(of: "_"), let version = Int(stem[..<underscore]) else {
-                throw PGError(.usage, "migration file \(fileName) must be named NNNN_name.sql")
-            }
             guard let data = FileManager.default.contents(atPath: directory + "/" + fileName),
                 let sql = String(data: data, encoding: .utf8)
             else { throw PGError(.usage, "cannot read migration file \(fileName) as UTF-8") }
+            files.append((fileName, sql))
+        }
+        return try parse(files: files)
+    }
+
+    /// Migrations from file names and texts (a folder's, or those built into the binary), in
+    /// version order. Refuses two files with the same version and names not like NNNN_name.sql.
+    public static func parse(files: [(fileName: String, sql: String)]) throws(PGError) -> [Migration] {
+        var migrations: [Migration] = []
+        for (fileName, sql) in files {
+            let stem = fileName.dropLast(4)
+            guard fileName.hasSuffix(".sql"), let underscore = stem.firstIndex(of: "_"), let version = Int(stem[..<underscore]) else {
+                throw PGError(.usage, "migration file \(fileName) must be named NNNN_name.sql")
+            }
             if let clash = migrations.first(where: { $0.version == version }) {
                 throw PGError(.usage, "migration files \(clash.fileName) and \(fileName) share version \(version)")
             }

@@ -6,17 +6,20 @@ import LibPQ
 struct MigrateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "migrate",
-        abstract: "Create or upgrade the flexcharge schema from the numbered SQL files in migrations/.",
+        abstract: "Create or upgrade the flexcharge schema from the numbered SQL files built into this binary.",
         discussion: """
             Applies each pending file in order, each in its own transaction, and records its \
             version and checksum in flexcharge.schema_migrations. Safe when many workers start at \
             once: they take turns on an advisory lock. Refuses to run when an applied file was \
-            edited afterwards (put changes in a new file instead).
+            edited afterwards (put changes in a new file instead). The files are those of \
+            migrations/ when the binary was built; --migrations DIR (or FLEXCHARGE_MIGRATIONS) \
+            reads a folder instead, for development.
 
             Examples:
               flexcharge-outbox migrate
               flexcharge-outbox migrate --status
-              flexcharge-outbox migrate --database-url postgresql://app@db/gateway --migrations /usr/share/flexcharge-outbox/migrations
+              flexcharge-outbox migrate --database-url postgresql://app@db/gateway
+              flexcharge-outbox migrate --migrations ./migrations   # a checkout's files, for development
             """
     )
 
@@ -25,16 +28,11 @@ struct MigrateCommand: AsyncParsableCommand {
     @Flag(help: "List applied and pending files; change nothing.")
     var status = false
 
-    @Option(help: ArgumentHelp("Folder of NNNN_name.sql files.", valueName: "dir"))
+    @Option(help: ArgumentHelp("Folder of NNNN_name.sql files to apply instead of the built-in ones (development).", valueName: "dir"))
     var migrations: String?
 
     func run() async throws {
-        let files: [Migration]
-        do {
-            files = try Migration.load(directory: try MigrationsLocation.resolve(migrations))
-        } catch let error as PGError {
-            throw CLIFailure.badInput(error.message)
-        }
+        let files = try MigrationsLocation.load(migrations)
         let migrator = PGMigrator(migrations: files)
         try await database.withSession { session in
             if status {

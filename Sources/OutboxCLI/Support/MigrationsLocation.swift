@@ -1,21 +1,22 @@
 import Foundation
+import LibPQ
+import OutboxMigrations
 
-/// Where the SQL migration files are: `--migrations`, else `$FLEXCHARGE_MIGRATIONS`, else
-/// `./migrations`, else next to the installed binary (`../share/flexcharge-outbox/migrations`).
+/// Which migrations `migrate` applies: the folder given with `--migrations DIR`, else
+/// `$FLEXCHARGE_MIGRATIONS`, else the files built into this binary (migrations/ when it was
+/// compiled), so the installed binary and the container image need no source tree. A folder is
+/// for development: it must hold the same applied files, or `migrate` refuses (checksums).
 enum MigrationsLocation {
-    static func resolve(_ explicit: String?) throws -> String {
-        if let explicit { return explicit }
-        if let fromEnvironment = ProcessInfo.processInfo.environment["FLEXCHARGE_MIGRATIONS"] { return fromEnvironment }
-        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        let candidates = [
-            FileManager.default.currentDirectoryPath + "/migrations",
-            executable.appendingPathComponent("../share/flexcharge-outbox/migrations").standardized.path,
-            executable.appendingPathComponent("migrations").path,
-        ]
-        for candidate in candidates where FileManager.default.fileExists(atPath: candidate + "/0001_foundation.sql") {
-            return candidate
+    static func load(_ explicit: String?) throws -> [Migration] {
+        let loaded: Result<[Migration], PGError>
+        if let folder = explicit ?? ProcessInfo.processInfo.environment["FLEXCHARGE_MIGRATIONS"] {
+            loaded = Result { () throws(PGError) in try Migration.load(directory: folder) }
+        } else {
+            loaded = Result { () throws(PGError) in try EmbeddedMigrations.all() }
         }
-        throw CLIFailure.badInput(
-            "cannot find the migrations folder; pass --migrations DIR or set FLEXCHARGE_MIGRATIONS")
+        switch loaded {
+        case .success(let migrations): return migrations
+        case .failure(let error): throw CLIFailure.badInput(error.message)
+        }
     }
 }
