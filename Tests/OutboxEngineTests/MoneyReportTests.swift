@@ -239,6 +239,25 @@ import TestSupport
             // live: approved k1 1000, k2 2000, k3 2500, k4 1200 = 6700; refunded 300; cancelled 700; net 5700; one unpriced.
             #expect(live == [4, 6700, 300, 700, 0, 5700, 1])
             #expect(test == [1, 4400, 0, 0, 4400, 0, 0])
+
+            // Grants (0012's header): the operator reads every money view, reconcile's worker role reads
+            // the adjustments, the gateway none of them.
+            for (role, view, allowed) in [
+                ("flexcharge_operator", "daily_report", true), ("flexcharge_operator", "money_adjustments", true),
+                ("flexcharge_operator", "order_money", true), ("flexcharge_operator", "rescued_orders", true),
+                ("flexcharge_worker", "money_adjustments", true), ("flexcharge_worker", "daily_report", false),
+                ("flexcharge_gateway", "money_adjustments", false), ("flexcharge_gateway", "daily_report", false),
+            ] {
+                try await s.execute("SET ROLE \(role)")
+                let read: Bool
+                do {
+                    read = try await s.query("SELECT count(*) FROM flexcharge.\(view)").first?.decode(0, as: Int64.self) ?? 0 > 0
+                } catch {
+                    read = false
+                }
+                try await s.execute("RESET ROLE")
+                #expect(read == allowed, "\(role) reading \(view)")
+            }
         }
     }
 
