@@ -3,13 +3,15 @@
 
 Run from anywhere (paths are relative to this file):
 
-    python3 deploy/validate.py            # the checks below; needs only Python 3 and PyYAML
+    python3 deploy/validate.py            # the checks below; needs Python 3, PyYAML and promtool
     python3 deploy/validate.py --tools    # also hadolint, `kubectl kustomize` and
                                           # `systemd-analyze verify`, where installed
 
 It builds and runs nothing: it parses the Kubernetes manifests, the Dockerfile and the systemd
 units, and cross-checks them against each other and against the repository (the Swift sources
-for option names, environment variables, HTTP routes and metric names; migrations/; Package.swift).
+for option names, defaults, environment variables, HTTP routes, metric names and labels, the
+worker's connection count; migrations/; Package.swift). The alert rules and the dashboard's queries
+go through promtool (check, unit tests, parsing).
 
 Prints one line per check ("PASS ..." or "FAIL ..."), then `deploy: N passed, M failed`, and
 exits 1 when any check failed.
