@@ -730,9 +730,17 @@ def check_dockerfile(report: Report) -> dict:
                  f"{len(builds)} swift build command(s)")
     report.check("Dockerfile installs libpq-dev in the builder and libpq5 + ca-certificates at run time",
                  "libpq-dev" in text and "libpq5" in text and "ca-certificates" in text, "apt-get install")
-    report.check("Dockerfile installs the binaries in /usr/bin and migrations in /usr/share/flexcharge-outbox/migrations",
+    report.check("Dockerfile installs the binaries in /usr/bin (and the SQL, for reading, in /usr/share/flexcharge-outbox/migrations)",
                  "/staging/usr/bin" in text and "/usr/share/flexcharge-outbox/migrations" in text
-                 and "migrations/*.sql" in text, "../share/flexcharge-outbox/migrations relative to /usr/bin")
+                 and "migrations/*.sql" in text, "")
+    # migrate applies the migrations compiled into the binary: migrations/ must reach the builder
+    # before `swift build`, and Package.swift must still embed them.
+    copies = [i for i, (word, rest) in enumerate(instructions) if word == "COPY" and rest.split()[:1] == ["migrations"]]
+    builds = [i for i, (word, rest) in enumerate(instructions) if word == "RUN" and "swift build" in rest]
+    manifest = read(REPO / "Package.swift")
+    report.check("Dockerfile copies migrations/ before swift build (the EmbedMigrations plugin compiles it in)",
+                 bool(copies) and bool(builds) and copies[0] < builds[0] and '"EmbedMigrations"' in manifest,
+                 f"COPY migrations at instruction {copies[:1]}, first swift build at {builds[:1]}")
     report.check("migrations/0001_foundation.sql exists (how the binary recognises the folder)",
                  (REPO / "migrations/0001_foundation.sql").is_file(),
                  f"{len(list((REPO / 'migrations').glob('*.sql')))} .sql file(s) in migrations/")
