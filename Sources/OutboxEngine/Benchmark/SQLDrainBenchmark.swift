@@ -6,10 +6,56 @@ import Logging
 /// writes as ``OutboxWorker``, with no HTTP call in between (every claimed event "succeeds" at
 /// once). Used by `scripts/bench` to compare the real drain rate with what PostgreSQL alone
 /// allows on the same machine.
+///
+/// It marks every pending event succeeded without telling FlexCharge, so it runs only on a
+/// database its owner marked as a throwaway benchmark database
+/// (`ALTER DATABASE bench SET flexcharge.benchmark_database = 'throwaway'`) and where nothing is
+/// routed to, or has credentials for, FlexCharge's production environment.
 public enum SQLDrainBenchmark {
-    /// Drains every pending event; returns the number drained and the seconds it took.
+    /// The database setting (`ALTER DATABASE ... SET`) that allows the benchmark, and its value.
+    public static let markerSetting = "flexcharge.benchmark_database"
+    public static let markerValue = "throwaway"
+
+    /// Why the benchmark refused to run on a database.
+    public struct Refusal: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Throws a ``Refusal`` unless the database is a marked throwaway one without production
+    /// routes or credentials.
+    public static func checkThrowaway(on session: PGSession) async throws {
+        let row = try await session.query("""
+            SELECT current_database() AS name,
+                   coalesce(current_setting($1, true), '') AS marker,
+                   EXISTS (SELECT 1 FROM flexcharge.merchants
+                            WHERE 'production' IN (cit_website, cit_call_center, mit))
+                   OR EXISTS (SELECT 1 FROM flexcharge.merchant_sites
+                               WHERE 'production' IN (cit_website, cit_call_center, mit))
+                   OR EXISTS (SELECT 1 FROM flexcharge.merchant_credentials WHERE environment = 'production')
+                                                    AS production
+            """, [markerSetting]).first!
+        let name = try row.decode("name", as: String.self)
+        guard try row.decode("marker", as: String.self) == markerValue else {
+            throw Refusal(description: """
+                database \(name) is not marked as a throwaway benchmark database \
+                (ALTER DATABASE \(name) SET \(markerSetting) = '\(markerValue)'); bench-sql marks every pending event succeeded
+                """)
+        }
+        guard try !row.decode("production", as: Bool.self) else {
+            throw Refusal(description: "database \(name) routes events to FlexCharge production or holds production credentials; bench-sql refuses it")
+        }
+    }
+
+    /// Drains every pending event; returns the number drained and the seconds it took. Refuses
+    /// (``Refusal``) a database that ``checkThrowaway(on:)`` does not accept.
     public static func run(database: PGConfiguration, batchSize: Int = 64, logger: Logger) async throws -> (events: Int, seconds: Double) {
         let claimSession = PGSession(configuration: database, name: "bench-claim")
+        do {
+            try await checkThrowaway(on: claimSession)
+        } catch {
+            await claimSession.close()
+            throw error
+        }
         let writerSession = PGSession(configuration: database, name: "bench-writer")
         let worker = "bench-sql-\(getpid())"
         let writer = CompletionWriter(session: writerSession, worker: worker, logger: logger)
