@@ -5,13 +5,16 @@ import Foundation
 /// Foundation's `Process.waitUntilExit()` was seen to hang here when several children run at once
 /// from concurrent tests; this waits with `waitpid` on a thread of its own, never on Swift
 /// concurrency's cooperative pool.
-public final class ChildProcess: @unchecked Sendable {
-    // @unchecked: `exitStatus` is written once by the waiting thread, under `lock`.
+///
+/// A child never outlives its test: one still running when its `ChildProcess` is released (the
+/// test threw, or an `#require` failed, before it stopped the child) is killed with SIGKILL, and
+/// so is every child still running when the test process exits. ``withChildProcess(_:_:environment:stdin:_:)``
+/// scopes a child to a block and waits for it to be gone.
+public final class ChildProcess: Sendable {
     public let pid: pid_t
     private let stdoutPath: String
     private let stderrPath: String
-    private let lock = NSCondition()
-    private var exitStatus: Int32?
+    private let exit: ExitStatus
 
     /// Starts `executable` with `arguments`; `environment` replaces the child's environment when
     /// given; `stdin` is fed from a file.
@@ -37,45 +40,41 @@ public final class ChildProcess: @unchecked Sendable {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
         }
+        LiveChildren.shared.register()
         var child: pid_t = 0
         let status = posix_spawn(&child, executable, &actions, nil, argv, envp)
         guard status == 0 else { throw TestSupportError("cannot start \(executable): errno \(status)") }
         pid = child
-        let spawned = child
-        let waiter = Thread { [self] in
-            var raw: Int32 = 0
-            while waitpid(spawned, &raw, 0) == -1 && errno == EINTR {}
-            lock.lock()
-            // Exit code, or 128 + signal number like a shell.
-            exitStatus = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
-            lock.broadcast()
-            lock.unlock()
-        }
-        waiter.start()
+        exit = ExitStatus(pid: child)
+        LiveChildren.shared.insert(exit)
+        // The thread holds only the exit status, not `self`, so releasing the ChildProcess runs deinit.
+        let exit = self.exit
+        Thread { exit.waitForExit() }.start()
     }
 
-    /// Sends a signal (SIGTERM, SIGKILL, ...).
-    public func send(_ signal: Int32) { kill(pid, signal) }
+    /// Sends a signal (SIGTERM, SIGKILL, ...), unless the child has already been reaped (its pid
+    /// may belong to another process by then).
+    public func send(_ signal: Int32) { exit.signal(signal) }
 
     /// Waits for the child to exit and returns its status and output.
     public func wait() async -> ProcessResult {
         await withCheckedContinuation { continuation in
             Thread { [self] in
-                lock.lock()
-                while exitStatus == nil { lock.wait() }
-                let status = exitStatus!
-                lock.unlock()
+                let status = exit.waitForStatus()
                 continuation.resume(returning: ProcessResult(status: status, stdout: output(stdoutPath), stderr: output(stderrPath)))
             }.start()
         }
     }
 
-    /// True while the child runs.
-    public var isRunning: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return exitStatus == nil
+    /// Kills the child (SIGKILL) if it still runs and waits until it is gone.
+    @discardableResult
+    public func stop() async -> ProcessResult {
+        send(SIGKILL)
+        return await wait()
     }
+
+    /// True while the child runs.
+    public var isRunning: Bool { exit.status == nil }
 
     /// What the child printed so far.
     public var stdout: String { output(stdoutPath) }
@@ -86,8 +85,26 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     deinit {
+        exit.signal(SIGKILL)  // a child still running here belongs to a test that failed or threw
         try? FileManager.default.removeItem(atPath: stdoutPath)
         try? FileManager.default.removeItem(atPath: stderrPath)
+    }
+}
+
+/// Starts a child for the duration of `body` and makes sure it is gone when `body` returns or
+/// throws: a child still running then is killed (SIGKILL) and waited for.
+public func withChildProcess<T>(
+    _ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil,
+    _ body: (ChildProcess) async throws -> T
+) async throws -> T {
+    let child = try ChildProcess(executable, arguments, environment: environment, stdin: stdin)
+    do {
+        let result = try await body(child)
+        await child.stop()
+        return result
+    } catch {
+        await child.stop()
+        throw error
     }
 }
 
@@ -96,4 +113,89 @@ public struct ProcessResult: Sendable {
     public let status: Int32
     public let stdout: String
     public let stderr: String
+}
+
+/// A child's exit status, set once by the thread that reaps it.
+///
+/// The child is reaped (its pid freed for reuse) under `lock`, and signals are sent under the same
+/// lock only while it is not reaped, so a signal never reaches another process that got the pid.
+private final class ExitStatus: @unchecked Sendable {
+    // @unchecked: `exitStatus` is guarded by `lock`.
+    let pid: pid_t
+    private let lock = NSCondition()
+    private var exitStatus: Int32?
+
+    init(pid: pid_t) { self.pid = pid }
+
+    var status: Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        return exitStatus
+    }
+
+    /// On a thread of its own: waits until the child has exited (without reaping it), then reaps it
+    /// under the lock.
+    func waitForExit() {
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) == -1 && errno == EINTR {}
+        lock.lock()
+        var raw: Int32 = 0
+        while waitpid(pid, &raw, 0) == -1 && errno == EINTR {}
+        // Exit code, or 128 + signal number like a shell.
+        exitStatus = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+        lock.broadcast()
+        lock.unlock()
+        LiveChildren.shared.remove(self)
+    }
+
+    func waitForStatus() -> Int32 {
+        lock.lock()
+        defer { lock.unlock() }
+        while exitStatus == nil { lock.wait() }
+        return exitStatus!
+    }
+
+    func signal(_ signal: Int32) {
+        lock.lock()
+        defer { lock.unlock() }
+        if exitStatus == nil { kill(pid, signal) }
+    }
+}
+
+/// Every child not yet reaped, killed when the test process exits (a test abandoned at its time
+/// limit, or a runner that finishes while a child of a failed test still runs).
+private final class LiveChildren: @unchecked Sendable {
+    // @unchecked: `children` is guarded by `lock`.
+    static let shared = LiveChildren()
+    private let lock = NSLock()
+    private var children: [ObjectIdentifier: ExitStatus] = [:]
+    private var registered = false
+
+    /// Installs the exit handler, once.
+    func register() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !registered else { return }
+        registered = true
+        atexit { LiveChildren.shared.killAll() }
+    }
+
+    func insert(_ child: ExitStatus) {
+        lock.lock()
+        defer { lock.unlock() }
+        children[ObjectIdentifier(child)] = child
+    }
+
+    func remove(_ child: ExitStatus) {
+        lock.lock()
+        defer { lock.unlock() }
+        children[ObjectIdentifier(child)] = nil
+    }
+
+    func killAll() {
+        lock.lock()
+        let all = Array(children.values)
+        lock.unlock()
+        for child in all { child.signal(SIGKILL) }
+    }
 }

@@ -143,16 +143,40 @@ import TestSupport
         #expect(run.stderr == "flexcharge-outbox: Unknown option '--actor' (see --help)\n")
     }
 
+    /// Every command and subcommand (found from the help itself, so a new one is covered) shows at
+    /// least one example: a line that runs it with concrete arguments, not the USAGE line.
     @Test func everyCommandsHelpTeachesWithAnExample() async throws {
-        let commands = [
-            ["migrate"], ["worker"], ["status"], ["reconcile"], ["events", "show"], ["events", "list"], ["retry"], ["skip"], ["report"],
-            ["merchant", "add"], ["merchant", "set"], ["merchant", "credentials"], ["merchant", "show"], ["merchant", "list"],
-            ["merchant", "history"], ["merchant", "rotate-credentials"], ["sample-events"],
-        ]
-        for command in commands {
+        var commands: [[String]] = [], queue: [[String]] = [[]]
+        while let command = queue.popLast() {
             let run = try await runCLI(command + ["--help"])
-            #expect(run.status == 0, "\(command)")
-            #expect(run.stdout.contains("flexcharge-outbox \(command.joined(separator: " "))"), "\(command) has no example")
+            #expect(run.status == 0, "\(command): \(run.stderr)")
+            let subcommands = HelpText.subcommands(run.stdout)
+            if command.isEmpty {
+                try #require(subcommands.count >= 10, "the root help lists too few commands: \(run.stdout)")
+            } else {
+                commands.append(command)
+                let examples = HelpText.examples(run.stdout, of: command)
+                #expect(!examples.isEmpty, "\(command) has no example")
+            }
+            queue += subcommands.map { command + [$0] }
         }
+        // The walk reached the nested commands too.
+        #expect(commands.contains(["events", "show"]) && commands.contains(["merchant", "rotate-credentials"]), "\(commands)")
+    }
+
+    @Test func theExampleFinderIgnoresTheUsageLineAndPlaceholders() {
+        let help = """
+            OVERVIEW: Look at events.
+
+            USAGE: flexcharge-outbox events show <id> [--json]
+
+              flexcharge-outbox events show <id>
+              flexcharge-outbox events showing 4711
+
+            """
+        #expect(HelpText.examples(help, of: ["events", "show"]).isEmpty)
+        #expect(HelpText.examples(help + "Example: flexcharge-outbox events show 4711 --json\n", of: ["events", "show"])
+                == ["flexcharge-outbox events show 4711 --json"])
+        #expect(HelpText.examples("  flexcharge-outbox status\n", of: ["status"]) == ["flexcharge-outbox status"])
     }
 }

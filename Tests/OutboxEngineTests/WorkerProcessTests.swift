@@ -31,12 +31,10 @@ import TestSupport
             first.send(SIGKILL)
             #expect(await first.wait().status == 128 + SIGKILL)
             // FlexCharge finishes processing the request the dead worker sent.
-            let deadline = ContinuousClock.now + .seconds(10)
-            while !h.sandbox.sandbox.ledger().requests.contains(where: { $0.route == "POST /evaluate" && $0.processed }),
-                ContinuousClock.now < deadline
-            {
-                try await Task.sleep(for: .milliseconds(50))
+            let processed = await eventually(within: .seconds(10)) {
+                h.sandbox.sandbox.ledger().requests.contains { $0.route == "POST /evaluate" && $0.processed }
             }
+            try #require(processed, "FlexCharge never finished the evaluate the killed worker sent")
             #expect(try (await h.event(id)).decode("state", as: String.self) == "running")  // nothing was written
 
             let second = try startWorker(h)
