@@ -103,6 +103,8 @@ extension Order: CheckedResponse {
         copy.orderPlacedDate = SafeText.stored(orderPlacedDate, limit: statusLimit)
         copy.expiryDate = SafeText.stored(expiryDate, limit: statusLimit)
         copy.email = SafeText.stored(email, limit: 320)
+        copy.firstName = SafeText.stored(firstName, limit: SafeText.maximumIdentifierLength)
+        copy.lastName = SafeText.stored(lastName, limit: SafeText.maximumIdentifierLength)
         return copy
     }
 }
@@ -126,12 +128,16 @@ extension OrdersPage: CheckedResponse {
 extension TokenizeResponse: CheckedResponse {
     func checked() throws(ResponseProblem) -> Self {
         var copy = self
+        copy.transaction?.state = SafeText.stored(transaction?.state, limit: statusLimit)
         if let card = transaction?.payment_method {
             var bounded = card
             bounded.token = try identifier(card.token, "token", limit: 512)
             // Anything but four digits is not a last four: the caller falls back to the card it sent.
             bounded.last_four_digits = card.last_four_digits.flatMap { $0.count == 4 && $0.allSatisfy(\.isASCIIDigit) ? $0 : nil }
-            bounded.first_six_digits = card.first_six_digits.flatMap { $0.count == 6 && $0.allSatisfy(\.isASCIIDigit) ? $0 : nil }
+            // The BIN: six to eight digits (the real sandbox answered eight for a 16-digit card).
+            bounded.first_six_digits = card.first_six_digits.flatMap { (6...8).contains($0.count) && $0.allSatisfy(\.isASCIIDigit) ? $0 : nil }
+            bounded.fingerprint = SafeText.stored(card.fingerprint, limit: SafeText.maximumIdentifierLength)
+            bounded.card_type = SafeText.stored(card.card_type, limit: statusLimit)
             copy.transaction?.payment_method = bounded
         }
         return copy

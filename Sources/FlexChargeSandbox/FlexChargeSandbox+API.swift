@@ -9,7 +9,9 @@ extension FlexChargeSandbox {
     func process(_ request: APIRequest, delay: () async -> Void) async -> SandboxReply {
         switch request.route {
         case .token: return await perform(delay) { issueToken(request.body, state: &$0) }
-        case .tokenize: return await perform(delay) { tokenize(request, state: &$0) }
+        case .tokenize:
+            let bearerMid = authenticate(request.authorization)
+            return await perform(delay) { tokenize(request, bearerMid: bearerMid, state: &$0) }
         default: break
         }
         guard let mid = authenticate(request.authorization) else { return .unauthorized }
@@ -115,7 +117,7 @@ extension FlexChargeSandbox {
         }
         let now = state.now()
         let ttl = Double(configuration.tokenTTL.components.seconds)
-        let clientId = UUID(uuidString: merchant.mid)?.uuidString.lowercased() ?? merchant.mid
+        let clientId = TokenIssuer.clientId(appKey: merchant.appKey)
         let token = tokens.issue(mid: merchant.mid, clientId: clientId, now: now, ttl: ttl)
         let expires = now.addingTimeInterval(ttl)
         state.tokens[token] = .init(mid: merchant.mid, expiresAt: expires)
@@ -124,45 +126,6 @@ extension FlexChargeSandbox {
             "id": clientId, "session": NSNull(), "daysToEnforceMFA": NSNull(), "skipAvailable": NSNull(),
         ], ledgerStatus: "ISSUED")
         reply.mid = merchant.mid
-        return reply
-    }
-
-    private func tokenize(_ request: APIRequest, state: inout SandboxState) -> SandboxReply {
-        guard let mid = request.queryValues("mid").first, let key = request.queryValues("environment").first else {
-            return .problem(400, "The mid and environment query parameters are required")
-        }
-        guard let merchant = merchantsByMid[mid], merchant.tokenizationKey == key else {
-            return .problem(400, "Unknown tokenization key")
-        }
-        let body = JSONFields(request.body) ?? JSONFields()
-        var errors: [String: [String]] = [:]
-        let number = body.string("payment_method.credit_card.number") ?? ""
-        if !DecisionRules.whitelistedCards.contains(number) {
-            errors["CreditCard.Number"] = ["Only whitelisted sandbox test cards are accepted"]
-        }
-        let month = body.string("payment_method.credit_card.month") ?? ""
-        if month.count != 2 || !(1...12).contains(Int(month) ?? 0) { errors["CreditCard.Month"] = ["Month must be MM"] }
-        let year = body.string("payment_method.credit_card.year") ?? ""
-        if year.count != 4 || Int(year) == nil { errors["CreditCard.Year"] = ["Year must be YYYY"] }
-        guard errors.isEmpty else {
-            var reply = SandboxReply.validation(errors, shape: configuration.validationErrorShape)
-            reply.mid = mid
-            return reply
-        }
-        let token = UUID().uuidString.lowercased()
-        state.vault[token] = number
-        let created = SandboxState.iso(state.now())
-        var reply = SandboxReply.envelope(["transaction": [
-            "on_test_gateway": true, "created_at": created, "updated_at": created, "succeeded": true, "amount": 0,
-            "payment_method": [
-                "token": token, "created_at": created, "last_four_digits": String(number.suffix(4)),
-                "first_six_digits": String(number.prefix(6)),
-                "first_name": body.string("payment_method.credit_card.first_name") ?? NSNull(),
-                "last_name": body.string("payment_method.credit_card.last_name") ?? NSNull(),
-                "month": Int(month) ?? 0, "year": Int(year) ?? 0,
-            ] as [String: Any],
-        ] as [String: Any], "cardBinInfo": NSNull()], ledgerStatus: "TOKENIZED")
-        reply.mid = mid
         return reply
     }
 
@@ -199,7 +162,9 @@ extension FlexChargeSandbox {
             id: UUID().uuidString.lowercased(), mid: merchant.mid, merchantOrderId: merchantOrderId,
             amountCents: inputs.amountCents, currency: body.string("transaction.currency") ?? "USD", isMIT: isMIT,
             status: .processing, decision: "SUBMITTED", createdAt: now,
-            expiryDate: body.string("expiryDateUtc").flatMap(RequestValidation.parseDate), email: inputs.email)
+            expiryDate: body.string("expiryDateUtc").flatMap(RequestValidation.parseDate), email: inputs.email,
+            firstName: body.string("billingInformation.firstName"), lastName: body.string("billingInformation.lastName"))
+        order.generatedReference = referenceOfOwn(orderId: order.id)
         if isMIT, merchant.mitMode == .managed {
             let completes = DecisionRules.managedMITCompletes(inputs, outcome: configuration.managedMITOutcome)
             order.completesAt = completes ? now.addingTimeInterval(Double(configuration.managedMITCompletionDelay.components.seconds)) : nil
@@ -224,15 +189,21 @@ extension FlexChargeSandbox {
         return reply
     }
 
+    /// FlexCharge's own `referenceNumber` for a new order when ``ReferenceNumbers/generated`` is configured.
+    func referenceOfOwn(orderId: String) -> String? {
+        configuration.referenceNumbers == .generated ? SandboxOrder.generatedReference(id: orderId) : nil
+    }
+
     private func listOrders(_ request: APIRequest, mid: String, state: SandboxState) -> SandboxReply {
         let from = request.queryValues("from").first.flatMap(RequestValidation.parseDate)
         let to = request.queryValues("to").first.flatMap(RequestValidation.parseDate)
         let statuses = Set(request.queryValues("status").compactMap { Int($0) })
         let pageSize = max(1, request.queryValues("pageSize").first.flatMap { Int($0) } ?? 10)
         let pageNumber = max(1, request.queryValues("pageNumber").first.flatMap { Int($0) } ?? 1)
-        let text = request.queryValues("query").first  // the sandbox searches the merchant's order id
+        let text = request.queryValues("query").first
+        let search = configuration.orderSearch
         let matching = state.orderIds.compactMap { state.orders[$0] }.filter { order in
-            order.mid == mid && (text.map { order.merchantOrderId == $0 } ?? true) && (from.map { order.createdAt >= $0 } ?? true) && (to.map { order.createdAt <= $0 } ?? true)
+            order.mid == mid && (text.map { search == .name ? order.matchesName($0) : order.merchantOrderId == $0 } ?? true) && (from.map { order.createdAt >= $0 } ?? true) && (to.map { order.createdAt <= $0 } ?? true)
                 && (statuses.isEmpty || statuses.contains(order.status.rawValue))
         }
         let pageCount = (matching.count + pageSize - 1) / pageSize

@@ -121,7 +121,7 @@ public final class FlexChargeSandbox: Sendable {
             var order = state.orders[id] ?? SandboxOrder(
                 id: id, mid: plant.mid ?? configuration.merchants[0].mid, merchantOrderId: plant.merchantOrderId ?? id,
                 amountCents: plant.amountCents ?? 1000, currency: "USD", isMIT: plant.isMIT ?? false,
-                status: .completed, decision: "APPROVED", createdAt: state.now())
+                status: .completed, decision: "APPROVED", createdAt: state.now(), generatedReference: referenceOfOwn(orderId: id))
             if let value = plant.merchantOrderId { order.merchantOrderId = value }
             if let value = plant.amountCents { order.amountCents = value }
             if let value = plant.status.flatMap(SandboxOrder.Status.init(rawValue:)) { order.status = value }

@@ -67,6 +67,28 @@ public enum RefundDeduplication: String, Sendable, Hashable, Codable, CaseIterab
     case perOrder = "per-order"
 }
 
+/// How `GET /orders` reads its `query` parameter. The contract (flexcharge-api.md §6.3) calls it a "string
+/// search: merchant name, payer name…" and says nothing about the merchant's order id; a client that finds its
+/// order by searching for its own order id relies on a guess, so tests can make the sandbox answer as documented.
+public enum OrderSearch: String, Sendable, Hashable, Codable, CaseIterable {
+    /// `query` is the merchant's order id, matched exactly (what this simulator always did).
+    case orderId = "order-id"
+    /// `query` is a name search, as documented: a case-insensitive substring of the payer's first name, last
+    /// name or "first last" (from `billingInformation`). A merchant order id finds nothing unless it happens to
+    /// occur in a name.
+    case name
+}
+
+/// What an order's `referenceNumber` holds. The contract describes it only as "reference unique to this
+/// request" (§6.2); that it is the merchant's `orderId` is a guess (webhooks carry the merchant's id as
+/// `ExternalOrderId`, a documented field).
+public enum ReferenceNumbers: String, Sendable, Hashable, Codable, CaseIterable {
+    /// The merchant's `orderId` (what this simulator always did).
+    case merchantOrderId = "merchant-order-id"
+    /// A reference of FlexCharge's own (`FC-` and ten hex digits), unrelated to the merchant's order id.
+    case generated
+}
+
 /// Everything that configures a ``FlexChargeSandbox``.
 public struct SandboxConfiguration: Sendable {
     public var merchants: [SandboxMerchant]
@@ -97,6 +119,10 @@ public struct SandboxConfiguration: Sendable {
     /// `IsTestMode` in webhooks: `true` (FlexCharge's sandbox); `false` when this simulator plays production,
     /// whose webhooks the receiver accepts only with `IsTestMode: false`.
     public var isTestMode: Bool
+    /// How `GET /orders` reads `query` (``OrderSearch/orderId``: the merchant's order id).
+    public var orderSearch: OrderSearch
+    /// What `referenceNumber` holds (``ReferenceNumbers/merchantOrderId``).
+    public var referenceNumbers: ReferenceNumbers
 
     /// Creates a configuration; without merchants the ``SandboxMerchant/demo`` merchant is used.
     public init(
@@ -105,7 +131,8 @@ public struct SandboxConfiguration: Sendable {
         idempotencyWindow: Duration = .seconds(24 * 3600), tokenTTL: Duration = .seconds(600),
         validationErrorShape: ValidationErrorShape = .flat, managedMITCompletionDelay: Duration = .seconds(3600),
         managedMITOutcome: ManagedMITOutcome = .complete, webhookContentType: String = "application/json",
-        webhookMaxAttempts: Int = 3, refundDeduplication: RefundDeduplication = .strict, isTestMode: Bool = true
+        webhookMaxAttempts: Int = 3, refundDeduplication: RefundDeduplication = .strict, isTestMode: Bool = true,
+        orderSearch: OrderSearch = .orderId, referenceNumbers: ReferenceNumbers = .merchantOrderId
     ) {
         self.merchants = merchants.isEmpty ? [.demo] : merchants
         self.host = host
@@ -122,6 +149,8 @@ public struct SandboxConfiguration: Sendable {
         self.webhookMaxAttempts = webhookMaxAttempts
         self.refundDeduplication = refundDeduplication
         self.isTestMode = isTestMode
+        self.orderSearch = orderSearch
+        self.referenceNumbers = referenceNumbers
     }
 }
 

@@ -36,6 +36,12 @@ struct SandboxOrder: Sendable {
     /// When a pending managed MIT order completes on its own (`nil`: it waits for expiry).
     var completesAt: Date?
     var email: String?
+    /// The payer's names (`billingInformation.firstName`/`lastName`), what a name search of `GET /orders` reads.
+    var firstName: String?
+    var lastName: String?
+    /// FlexCharge's own reference when ``ReferenceNumbers/generated`` is configured; `nil`: `referenceNumber`
+    /// is the merchant's order id.
+    var generatedReference: String?
     var refundedCents = 0
     var charged = false
 
@@ -56,6 +62,22 @@ struct SandboxOrder: Sendable {
         }
     }
 
+    /// `referenceNumber` as `GET /orders` reports it.
+    var referenceNumber: String { generatedReference ?? merchantOrderId }
+
+    /// A reference of FlexCharge's own for the order `id` (``ReferenceNumbers/generated``).
+    static func generatedReference(id: String) -> String {
+        "FC-" + String(id.replacingOccurrences(of: "-", with: "").suffix(10)).uppercased()
+    }
+
+    /// Whether a name search (``OrderSearch/name``) for `text` finds this order.
+    func matchesName(_ text: String) -> Bool {
+        let needle = text.lowercased().trimmingCharacters(in: .whitespaces)
+        guard !needle.isEmpty else { return true }
+        let fullName = [firstName, lastName].compactMap { $0 }.joined(separator: " ")
+        return [firstName ?? "", lastName ?? "", fullName].contains { !$0.isEmpty && $0.lowercased().contains(needle) }
+    }
+
     /// The JSON object of `GET /orders/{id}` (keys in sorted order, like every sandbox answer).
     func json(iso: (Date) -> String) -> [UInt8] {
         var object = SandboxJSONWriter.ObjectWriter()
@@ -65,11 +87,13 @@ struct SandboxOrder: Sendable {
         object.add("currencySymbol", "$")
         object.add("email", email)
         object.add("expiryDate", expiryDate.map(iso))
+        object.add("firstName", firstName)
         object.add("id", id)
         object.add("isMIT", isMIT)
+        object.add("lastName", lastName)
         object.add("mid", mid)
         object.add("orderPlacedDate", iso(createdAt))
-        object.add("referenceNumber", merchantOrderId)
+        object.add("referenceNumber", referenceNumber)
         object.add("refundedAmount", refundedCents)
         object.add("status", status.rawValue)
         object.add("statusName", status.name)

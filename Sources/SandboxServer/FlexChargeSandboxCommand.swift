@@ -86,6 +86,18 @@ struct FlexChargeSandboxCommand: AsyncParsableCommand {
         """)
     var refundDedup: String = RefundDeduplication.strict.rawValue
 
+    @Option(help: """
+        How GET /orders reads 'query': 'order-id' matches the merchant's order id exactly; 'name' is the \
+        documented name search (payer first name, last name or "first last", case-insensitive substring).
+        """)
+    var orderSearch: String = OrderSearch.orderId.rawValue
+
+    @Option(help: """
+        What an order's referenceNumber holds: 'merchant-order-id', or 'generated' (a reference of FlexCharge's \
+        own, unrelated to the merchant's order id; the contract does not say which).
+        """)
+    var referenceNumbers: String = ReferenceNumbers.merchantOrderId.rawValue
+
     @Flag(help: """
         Play FlexCharge's production environment: webhooks carry IsTestMode: false (the receiver refuses a \
         delivery whose IsTestMode disagrees with the environment of the key that verified it).
@@ -104,7 +116,9 @@ struct FlexChargeSandboxCommand: AsyncParsableCommand {
             faults: try faults.map(parseFault), randomSeed: seed,
             validationErrorShape: ValidationErrorShape(rawValue: errorShape) ?? .flat,
             managedMITCompletionDelay: .seconds(mitCompletionSeconds),
-            refundDeduplication: try parseRefundDeduplication(refundDedup), isTestMode: !playsProduction)
+            refundDeduplication: try Self.parse(refundDedup, option: "--refund-dedup"), isTestMode: !playsProduction,
+            orderSearch: try Self.parse(orderSearch, option: "--order-search"),
+            referenceNumbers: try Self.parse(referenceNumbers, option: "--reference-numbers"))
         let sandbox = FlexChargeSandbox(configuration: configuration, logger: logger)
         logger.info("starting FlexCharge sandbox", metadata: [
             "address": "\(host):\(port)", "merchants": "\(configuration.merchants.map(\.mid))",
@@ -126,9 +140,11 @@ struct FlexChargeSandboxCommand: AsyncParsableCommand {
                                webhookSubscriberKey: webhookKey)
     }
 
-    private func parseRefundDeduplication(_ text: String) throws -> RefundDeduplication {
-        guard let mode = RefundDeduplication(rawValue: text) else {
-            throw ValidationError("--refund-dedup expects strict or per-order (got '\(text)')")
+    /// A mode named on the command line, or a usage error listing the valid names.
+    private static func parse<Mode: RawRepresentable & CaseIterable>(_ text: String, option: String) throws -> Mode
+    where Mode.RawValue == String {
+        guard let mode = Mode(rawValue: text) else {
+            throw ValidationError("\(option) expects \(Mode.allCases.map(\.rawValue).joined(separator: " or ")) (got '\(text)')")
         }
         return mode
     }

@@ -87,3 +87,42 @@ import Testing
         }
     }
 }
+
+/// The client reads the richer answers FlexCharge's real sandbox gave (issue 16) tolerantly.
+extension ClientContractTests {
+    /// The recorded `/tokenize` answer, with informational fields of unexpected types, still yields its token; the
+    /// eight-digit BIN is kept.
+    @Test func tokenizeAnswerIsDecodedTolerantly() async throws {
+        let recorded = #"""
+        {"transaction":{"on_test_gateway":true,"created_at":"2024-05-14T13:44:25.3179186Z","succeeded":true,
+         "state":{"odd":1},"token":null,"amount":0,"payment_method_added":false,"message":null,
+         "payment_method":{"token":"d3e10716-6aac-4eb8-a74d-c1a3027f1d96","last_four_digits":"1111",
+          "first_six_digits":"41111111","card_type":null,"first_name":"Cure","last_name":"Tester","month":"09",
+          "year":2025,"fingerprint":null,"verification_value":null,"number":null,"errors":[]}},
+         "cardBinInfo":null,"success":true,"result":null,"status":null,"statusCode":null,"errors":[],"customProperties":{}}
+        """#
+        let decoded = try JSONDecoder().decode(TokenizeResponse.self, from: Data(recorded.utf8))
+        #expect(decoded.token == "d3e10716-6aac-4eb8-a74d-c1a3027f1d96")
+        #expect(decoded.transaction?.state == nil)
+        #expect(decoded.transaction?.payment_method?.month == nil)
+        #expect(decoded.transaction?.payment_method?.year == 2025)
+        #expect(decoded.transaction?.payment_method?.first_six_digits == "41111111")
+    }
+
+    /// Against the simulator: the full answer decodes, the BIN passes the client's checks, nothing is null that the
+    /// outbox reads.
+    @Test func tokenizeAgainstTheSimulatorKeepsTheRecordedFields() async throws {
+        try await SandboxHarness.with { h in
+            let card = CardToTokenize(firstName: "Joe", lastName: "Jones", number: "4111111111111111", month: "3", year: "2030")
+            let vaulted = try await h.client.tokenize(card: card, credentials: h.credentials).body
+            let method = try #require(vaulted.transaction?.payment_method)
+            #expect(vaulted.token != nil)
+            #expect(method.first_six_digits == "41111111")
+            #expect(method.last_four_digits == "1111")
+            #expect(method.month == 3)
+            #expect(method.fingerprint == nil)
+            #expect(vaulted.transaction?.state == nil)
+            #expect(vaulted.transaction?.succeeded == true)
+        }
+    }
+}

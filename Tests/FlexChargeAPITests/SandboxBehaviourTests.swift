@@ -258,3 +258,130 @@ import Testing
         }
     }
 }
+
+/// Fidelity to FlexCharge's sandbox as an independently written client saw it (recorded exchanges, issue 16).
+extension SandboxBehaviourTests {
+    /// The recorded `/tokenize` answer's field names (flexcharge-api.md §4.3).
+    static let recordedTransactionFields: Set<String> = [
+        "on_test_gateway", "created_at", "updated_at", "succeeded", "state", "token", "transaction_type", "order_id", "ip",
+        "description", "email", "merchant_name_descriptor", "merchant_location_descriptor", "gateway_specific_fields",
+        "gateway_specific_response_fields", "gateway_transaction_id", "gateway_latency_ms", "amount", "currency_code",
+        "retain_on_success", "payment_method_added", "message_key", "message", "response", "payment_method",
+    ]
+    static let recordedPaymentMethodFields: Set<String> = [
+        "token", "created_at", "updated_at", "email", "data", "storage_state", "test", "metadata", "last_four_digits",
+        "first_six_digits", "card_type", "first_name", "last_name", "month", "year", "address1", "address2", "city", "state",
+        "zip", "country", "phone_number", "company", "full_name", "payment_method_type", "errors", "fingerprint",
+        "verification_value", "number",
+    ]
+
+    static func tokenizeBody(month: Any, number: String = "4111111111111111") -> [String: Any] {
+        ["payment_method": ["credit_card": ["first_name": "Cure", "last_name": "Tester", "number": number,
+                                            "verification_value": "999", "month": month, "year": 2030]]]
+    }
+
+    /// A bearer-only `/tokenize` (no `mid`/`environment` pair) with a one-digit integer month is accepted; without
+    /// the pair, a missing bearer is a 400, a bad one a 401, and a query mid that is not the bearer's a 403.
+    @Test func tokenizeAcceptsABearerOnlyRequestAndAOneDigitIntegerMonth() async throws {
+        try await SandboxHarness.with { h in
+            let bearer = try await h.rawToken().header
+            let (status, answer) = try await h.rawJSON("POST", "v1/tokenize", authorization: bearer, body: Self.tokenizeBody(month: 3))
+            #expect(status == 200)
+            let card = (answer?["transaction"] as? [String: Any])?["payment_method"] as? [String: Any]
+            #expect((card?["token"] as? String)?.isEmpty == false)
+            #expect(card?["month"] as? Int == 3)
+
+            #expect(try await h.rawJSON("POST", "v1/tokenize", body: Self.tokenizeBody(month: 3)).status == 400)
+            #expect(try await h.rawJSON("POST", "v1/tokenize", authorization: "Bearer forged", body: Self.tokenizeBody(month: 3)).status == 401)
+            let other = "v1/tokenize?mid=\(SandboxHarness.syncMerchant.mid)"
+            #expect(try await h.rawJSON("POST", other, authorization: bearer, body: Self.tokenizeBody(month: 3)).status == 403)
+            // The documented query pair still works, and months outside 1...12 or not numbers are still refused.
+            let documented = "v1/tokenize?mid=\(h.credentials.mid)&environment=\(SandboxHarness.merchant.tokenizationKey)"
+            #expect(try await h.rawJSON("POST", documented, body: Self.tokenizeBody(month: "03")).status == 200)
+            for month in [0, 13, "ab", "+3", "003"] as [Any] {
+                let refused = try await h.rawJSON("POST", documented, body: Self.tokenizeBody(month: month))
+                #expect(refused.status == 400, "month \(month)")
+                #expect(refused.object?["CreditCard.Month"] != nil)
+            }
+        }
+    }
+
+    /// The `/oauth2/token` answer's `id` and the JWT's `sub` name the API client, stable per key and distinct from the
+    /// MID, which appears only as `custom:mid`.
+    @Test func tokenAnswerNamesTheAPIClientNotTheMerchant() async throws {
+        try await SandboxHarness.with { h in
+            let first = try await h.rawToken().answer
+            let again = try await h.rawToken().answer
+            let other = try await h.rawToken(appKey: SandboxHarness.syncMerchant.appKey, appSecret: SandboxHarness.syncMerchant.appSecret).answer
+            let id = try #require(first["id"] as? String)
+            #expect(UUID(uuidString: id) != nil)
+            #expect(id.lowercased() != h.credentials.mid.lowercased())
+            #expect(again["id"] as? String == id)
+            #expect(other["id"] as? String != id)
+            let claims = try Self.jwtClaims(try #require(first["accessToken"] as? String))
+            #expect(claims["sub"] as? String == id)
+            #expect(claims["unique_name"] as? String == id)
+            #expect(claims["custom:mid"] as? String == h.credentials.mid)
+            let text = try JSONSerialization.data(withJSONObject: first.filter { $0.key != "accessToken" })
+            #expect(!String(decoding: text, as: UTF8.self).lowercased().contains(h.credentials.mid.lowercased()))
+        }
+    }
+
+    /// The `/tokenize` success body has the recorded field set: mostly null, `first_six_digits` eight digits long,
+    /// and neither the PAN nor the CVV echoed.
+    @Test func tokenizeAnswerCarriesTheRecordedFieldSet() async throws {
+        try await SandboxHarness.with { h in
+            let path = "v1/tokenize?mid=\(h.credentials.mid)&environment=\(SandboxHarness.merchant.tokenizationKey)"
+            let (status, answer) = try await h.rawJSON("POST", path, body: Self.tokenizeBody(month: 9))
+            #expect(status == 200)
+            let object = try #require(answer)
+            #expect(object["cardBinInfo"] is NSNull)
+            #expect(object["success"] as? Bool == true)
+            let transaction = try #require(object["transaction"] as? [String: Any])
+            #expect(Set(transaction.keys) == Self.recordedTransactionFields)
+            #expect(transaction["state"] is NSNull)
+            #expect(transaction["succeeded"] as? Bool == true)
+            let card = try #require(transaction["payment_method"] as? [String: Any])
+            #expect(Set(card.keys) == Self.recordedPaymentMethodFields)
+            #expect(card["fingerprint"] is NSNull)
+            #expect(card["first_six_digits"] as? String == "41111111")
+            #expect(card["last_four_digits"] as? String == "1111")
+            #expect(card["number"] is NSNull)
+            #expect(card["verification_value"] is NSNull)
+            #expect(card["month"] as? Int == 9)
+            #expect(card["first_name"] as? String == "Cure")
+            let nulls = card.values.filter { $0 is NSNull }.count + transaction.values.filter { $0 is NSNull }.count
+            #expect(nulls > (card.count + transaction.count) / 2)
+        }
+    }
+
+    /// Set to the documented name search, `GET /orders?query=` finds orders by the payer's name, not by the merchant's
+    /// order id; set to generated references, `referenceNumber` is not the merchant's order id.
+    @Test func ordersQueryCanBeANameSearchAndReferencesFlexChargesOwn() async throws {
+        try await SandboxHarness.with(configure: { $0.orderSearch = .name; $0.referenceNumbers = .generated }) { h in
+            let answer = try await h.client.evaluate(h.evaluateRequest(orderId: "NAME-1"), credentials: h.credentials)
+            for text in ["NAME-1", "Alice"] {
+                #expect(try await h.client.orders(query: OrdersQuery(query: text), credentials: h.credentials).body.items.isEmpty)
+            }
+            for text in ["Joe", "jones", "joe jones"] {
+                let items = try await h.client.orders(query: OrdersQuery(query: text), credentials: h.credentials).body.items
+                #expect(items.map(\.id) == [answer.body.orderId], "query \(text)")
+            }
+            let order = try await h.client.order(id: try #require(answer.body.orderId), credentials: h.credentials).body
+            #expect(order.referenceNumber != "NAME-1")
+            #expect(order.referenceNumber?.hasPrefix("FC-") == true)
+            #expect(order.firstName == "Joe")
+            #expect(order.lastName == "Jones")
+        }
+    }
+
+    /// The claims of a JWT (its middle part, base64url).
+    static func jwtClaims(_ token: String) throws -> [String: Any] {
+        let parts = token.split(separator: ".")
+        guard parts.count == 3 else { return [:] }
+        var text = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while text.count % 4 != 0 { text += "=" }
+        let data = try #require(Data(base64Encoded: text))
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+}

@@ -95,3 +95,31 @@ extension SandboxHarness {
         return Int(response.status.code)
     }
 }
+
+extension SandboxHarness {
+    /// A plain HTTP call with a JSON body; returns the status and the answer parsed as a JSON object (nil if it is not one).
+    func rawJSON(_ method: String, _ path: String, authorization: String? = nil, body: [String: Any]? = nil) async throws
+        -> (status: Int, object: [String: Any]?) {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(running.port)/\(path)")
+        request.method = HTTPMethod(rawValue: method)
+        if let authorization { request.headers.add(name: "Authorization", value: authorization) }
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(20))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        let object = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any]
+        return (Int(response.status.code), object)
+    }
+
+    /// A bearer token for the harness merchant, taken over plain HTTP (`Bearer <token>`), and the whole token answer.
+    func rawToken(appKey: String = SandboxHarness.merchant.appKey, appSecret: String = SandboxHarness.merchant.appSecret) async throws
+        -> (header: String, answer: [String: Any]) {
+        let (status, answer) = try await rawJSON("POST", "v1/oauth2/token", body: ["AppKey": appKey, "AppSecret": appSecret])
+        guard status == 200, let answer, let token = answer["accessToken"] as? String else {
+            throw FlexChargeError(failureClass: .permanent, route: "POST /oauth2/token", message: "no token (HTTP \(status))")
+        }
+        return ("Bearer \(token)", answer)
+    }
+}

@@ -20,4 +20,7 @@ public struct Order: Decodable, Sendable, Hashable {
     public var orderPlacedDate: String?
     public var expiryDate: String?
     public var email: String?
+    /// The payer's names (listed among the order's fields in flexcharge-api.md §6.2).
+    public var firstName: String?
+    public var lastName: String?
 }

@@ -9,12 +9,18 @@ public struct OrdersQuery: Sendable, Hashable {
     public var statuses: [Int]
     public var pageSize: Int?
     public var pageNumber: Int?
-    /// Free-text search (`query`): FlexCharge matches it against order fields such as your order id.
+    /// Free-text search (`query`). FlexCharge documents it as a "string search: merchant name, payer name…"
+    /// (flexcharge-api.md §6.3); whether it matches your order id is not documented (``OrderLookup``).
     public var query: String?
+    /// Sort field, e.g. `createdOn` or `amount`.
+    public var orderBy: String?
+    /// `asc` or `desc`.
+    public var sort: String?
 
     /// Creates a query; all filters optional.
     public init(from: String? = nil, to: String? = nil, mid: String? = nil, statuses: [Int] = [],
-                pageSize: Int? = nil, pageNumber: Int? = nil, query: String? = nil) {
+                pageSize: Int? = nil, pageNumber: Int? = nil, query: String? = nil, orderBy: String? = nil,
+                sort: String? = nil) {
         self.from = from
         self.to = to
         self.mid = mid
@@ -22,6 +28,8 @@ public struct OrdersQuery: Sendable, Hashable {
         self.pageSize = pageSize
         self.pageNumber = pageNumber
         self.query = query
+        self.orderBy = orderBy
+        self.sort = sort
     }
 
     /// Query items in a stable order (only values present).
@@ -34,6 +42,8 @@ public struct OrdersQuery: Sendable, Hashable {
         if let pageSize { items.append(("pageSize", String(pageSize))) }
         if let pageNumber { items.append(("pageNumber", String(pageNumber))) }
         if let query { items.append(("query", query)) }
+        if let orderBy { items.append(("orderBy", orderBy)) }
+        if let sort { items.append(("sort", sort)) }
         return items
     }
 }

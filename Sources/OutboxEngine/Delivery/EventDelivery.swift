@@ -196,6 +196,8 @@ struct EventDelivery: Sendable {
                     "event": "\(event.id)", "kind": "\(event.kind.rawValue)", "merchant": "\(event.merchantID)"])
                 return completion.finished(.dead, class: "unresolved", error: reason)
             }
+        } catch let unresolved as UnresolvedLookup {
+            return unresolved.park(event, completion: completion, logger: logger)
         } catch let error as FlexChargeError {
             return lookupFailed(event, error, completion: completion)
         } catch {
@@ -239,6 +241,8 @@ struct EventDelivery: Sendable {
             completion.finishedAt = Date()
             completion.outcome = .retry(at: Date(), action: .send)
             return completion
+        } catch let unresolved as UnresolvedLookup {
+            return unresolved.park(event, completion: completion, logger: logger)
         } catch let error as FlexChargeError {
             return lookupFailed(event, error, completion: completion)
         } catch {
@@ -247,22 +251,17 @@ struct EventDelivery: Sendable {
         }
     }
 
-    /// Searches the merchant's orders placed since the event was written for the gateway's order
-    /// id (`query`), paging in case the search matches more than one.
+    /// Finds the order an earlier attempt may have created by several guesses, none trusted alone
+    /// (``OrderLookup``): the order, `nil` when FlexCharge certainly has none, or ``UnresolvedLookup``
+    /// thrown when no guess settles it (the event is parked for an operator, never re-sent).
     private func findOrder(
         _ event: ClaimedEvent, client: FlexChargeClient, credentials: MerchantCredentials
     ) async throws -> Order? {
-        let from = ISO8601DateFormatter().string(from: event.createdAt.addingTimeInterval(-300))
-        var page = 1
-        while page <= 50 {
-            let answer = try await client.orders(
-                query: OrdersQuery(from: from, mid: credentials.mid, pageSize: 100, pageNumber: page, query: event.orderID),
-                credentials: credentials)
-            if let order = answer.body.items.first(where: { $0.referenceNumber == event.orderID }) { return order }
-            guard answer.body.hasNextPage == true else { return nil }
-            page += 1
+        switch try await client.findOrder(OrderIdentity(event: event), credentials: credentials) {
+        case .found(let order): return order
+        case .notFound: return nil
+        case .unresolved(let reason): throw UnresolvedLookup(reason: reason)
         }
-        return nil
     }
 
     private func failed(_ event: ClaimedEvent, _ error: FlexChargeError, completion: Completion) -> Completion {
