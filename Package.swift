@@ -22,6 +22,22 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// The products of the package dependencies, by name.
+extension Target.Dependency {
+    static let logging = product(name: "Logging", package: "swift-log")
+    static let metrics = product(name: "Metrics", package: "swift-metrics")
+    static let prometheus = product(name: "Prometheus", package: "swift-prometheus")
+    static let crypto = product(name: "Crypto", package: "swift-crypto")
+    static let nioCore = product(name: "NIOCore", package: "swift-nio")
+    static let nioHTTP1 = product(name: "NIOHTTP1", package: "swift-nio")
+    static let nioPosix = product(name: "NIOPosix", package: "swift-nio")
+    static let asyncHTTPClient = product(name: "AsyncHTTPClient", package: "async-http-client")
+    static let serviceLifecycle = product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+    static let unixSignals = product(name: "UnixSignals", package: "swift-service-lifecycle")
+    static let argumentParser = product(name: "ArgumentParser", package: "swift-argument-parser")
+    static let hummingbird = product(name: "Hummingbird", package: "hummingbird")
+}
+
 let package = Package(
     name: "flexcharge-outbox",
     platforms: [.macOS(.v15)],
@@ -53,60 +69,29 @@ let package = Package(
         ),
         .target(
             name: "LibPQ",
-            dependencies: [
-                "CLibPQ",
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: ["CLibPQ", .logging],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "FlexChargeAPI",
-            dependencies: [
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Crypto", package: "swift-crypto"),
-            ],
+            dependencies: [.asyncHTTPClient, .nioCore, .nioHTTP1, .logging, .crypto],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "FlexChargeSandbox",
-            dependencies: [
-                "FlexChargeAPI",
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: ["FlexChargeAPI", .serviceLifecycle, .hummingbird, .asyncHTTPClient, .crypto, .logging],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "OutboxEngine",
             dependencies: [
-                "LibPQ",
-                "FlexChargeAPI",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "LibPQ", "FlexChargeAPI", .asyncHTTPClient, .nioCore, .logging, .metrics, .serviceLifecycle, .crypto,
             ],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "OutboxServers",
-            dependencies: [
-                "LibPQ",
-                "FlexChargeAPI",
-                "OutboxEngine",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Crypto", package: "swift-crypto"),
-            ],
+            dependencies: ["LibPQ", "FlexChargeAPI", "OutboxEngine", .hummingbird, .nioCore, .logging, .crypto],
             swiftSettings: swiftSettings
         ),
         // The SQL of migrations/ built into the binary (`migrate` needs no files at run time): the
@@ -127,39 +112,20 @@ let package = Package(
         .executableTarget(
             name: "OutboxCLI",
             dependencies: [
-                "LibPQ",
-                "OutboxMigrations",
-                "OutboxEngine",
-                "OutboxServers",
-                "FlexChargeAPI",
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                "LibPQ", "OutboxMigrations", "OutboxEngine", "OutboxServers", "FlexChargeAPI", .metrics, .prometheus,
+                .argumentParser, .logging, .serviceLifecycle, .unixSignals, .nioPosix,
             ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "SandboxServer",
-            dependencies: [
-                "FlexChargeSandbox",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-            ],
+            dependencies: ["FlexChargeSandbox", .argumentParser, .hummingbird, .logging, .nioPosix],
             swiftSettings: swiftSettings
         ),
         // Helpers shared by the test targets only: throwaway PostgreSQL clusters, per-test databases.
         .target(
             name: "TestSupport",
-            dependencies: [
-                "LibPQ",
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: ["LibPQ", .logging],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -169,23 +135,14 @@ let package = Package(
         ),
         .testTarget(
             name: "FlexChargeAPITests",
-            dependencies: [
-                "FlexChargeAPI",
-                "FlexChargeSandbox",
-                "TestSupport",
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: ["FlexChargeAPI", "FlexChargeSandbox", "TestSupport", .crypto, .asyncHTTPClient, .logging],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "OutboxEngineTests",
             dependencies: [
                 "OutboxEngine", "OutboxServers", "LibPQ", "FlexChargeAPI", "FlexChargeSandbox", "TestSupport",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .asyncHTTPClient, .nioCore, .nioHTTP1,
             ],
             swiftSettings: swiftSettings
         ),
