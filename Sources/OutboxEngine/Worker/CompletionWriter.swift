@@ -102,14 +102,23 @@ final class CompletionWriter: Sendable {
         while true {
             let (pending, finishing) = state.withLock { ($0.buffer.count, $0.finishing) }
             if pending == 0 {
-                if finishing { break }
-                await withCheckedContinuation { (wakeup: CheckedContinuation<Void, Never>) in
-                    let now = state.withLock { state in
-                        if !state.buffer.isEmpty || state.finishing { return true }
-                        state.wakeup = wakeup
-                        return false
+                if finishing || Task.isCancelled { break }
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { (wakeup: CheckedContinuation<Void, Never>) in
+                        let now = state.withLock { state in
+                            // Checked under the lock: a cancellation after this finds the wakeup below.
+                            if !state.buffer.isEmpty || state.finishing || Task.isCancelled { return true }
+                            state.wakeup = wakeup
+                            return false
+                        }
+                        if now { wakeup.resume() }
                     }
-                    if now { wakeup.resume() }
+                } onCancel: {
+                    let wakeup = state.withLock { state in
+                        defer { state.wakeup = nil }
+                        return state.wakeup
+                    }
+                    wakeup?.resume()
                 }
                 continue
             }
