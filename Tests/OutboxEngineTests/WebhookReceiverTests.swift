@@ -174,6 +174,43 @@ import TestSupport
         }
     }
 
+    /// After approval, `order.cancelled` and `payment.chargeback.received` change no decision but the
+    /// money: the cancellation reverses the order (one row in money_adjustments naming the webhook's
+    /// outcome_events row), a redelivery and the later chargeback reverse nothing more, and the
+    /// report's net goes to zero while its gross stays.
+    @Test func aCancellationAfterApprovalAdjustsTheMoneyOnceAndNamesItsWebhook() async throws {
+        try await WorkerHarness.with { h in
+            try await h.enrolWithWebhookKey("m1")
+            let server = try await RunningIntegrationServer.start(h)
+            defer { Task { await server.stop() } }
+            let id = try await Self.awaitingEvaluate(h, order: "w-1", orderSessionKey: "fc-order-1")
+            let path = "/webhooks/flexcharge?merchant=m1"
+            for (event, resent, timestamp) in [("order.completed", false, "2026-01-01T10:00:00.1Z"), ("order.cancelled", false, "2026-01-01T11:00:00.1Z"),
+                                               ("order.cancelled", true, "2026-01-01T11:00:00.1Z"),
+                                               ("payment.chargeback.received", false, "2026-01-02T09:00:00.1Z")] {
+                let body = Self.body(event: event, orderID: "fc-order-1", resent: resent, timestamp: timestamp)
+                #expect(try await server.post(path, headers: Self.signed(body, server: server), body: body).status == 200)
+            }
+            #expect(try await Self.state(h, id) == "succeeded APPROVED")
+            let cancellation = try await h.session.query(
+                "SELECT id FROM flexcharge.outcome_events WHERE fc_event = 'order.cancelled'").first!.decode(0, as: Int64.self)
+            let adjustments = try await h.session.query(
+                "SELECT kind, amount_cents, source, source_outcome_id, evaluate_id FROM flexcharge.money_adjustments ORDER BY adjusted_at").rows
+            #expect(try adjustments.map { "\(try $0.decode("kind", as: String.self)) \(try $0.decode("amount_cents", as: Int64?.self) ?? -1)" }
+                    == ["cancellation 1200", "chargeback 0"])
+            #expect(try adjustments[0].decode("source", as: String.self) == "webhook")
+            #expect(try adjustments[0].decode("source_outcome_id", as: Int64?.self) == cancellation)
+            #expect(try adjustments[0].decode("evaluate_id", as: Int64.self) == id)
+            let report = try await h.session.query(
+                "SELECT approved, approved_cents, cancelled_cents, chargeback_cents, net_cents FROM flexcharge.daily_report WHERE merchant_id = 'm1'").first!
+            #expect(try report.decode("approved", as: Int64.self) == 1)
+            #expect(try report.decode("approved_cents", as: Int64.self) == 1200)  // OutcomeLookupTests.mitEvaluate
+            #expect(try report.decode("cancelled_cents", as: Int64.self) == 1200)
+            #expect(try report.decode("chargeback_cents", as: Int64.self) == 0)
+            #expect(try report.decode("net_cents", as: Int64.self) == 0)
+        }
+    }
+
     @Test func managedMITEndToEndSubmittedThenWebhookThenApprovedInTheReport() async throws {
         try await WorkerHarness.with(configure: { configuration in
             configuration.merchants[0].webhookSubscriberKey = RunningIntegrationServer.webhookKey
