@@ -81,10 +81,9 @@ public struct ClaimedEvent: Sendable {
         firstClaimedAt = try row.decode("first_claimed_at")
         nextAction = NextAction(rawValue: try row.decode("next_action")) ?? .send
         environment = try row.decode("environment")
-        guard let claimLane = Lane(rawValue: Int(try row.decode("claim_lane", as: Int16.self))) else {
-            throw PGError(.decoding, "unknown claim lane")
-        }
-        self.claimLane = claimLane
+        // A lane this build does not know (a newer migration's) queues as its kind's own lane:
+        // refusing the row would leave a claimed event unprocessed until its lease expired.
+        claimLane = Lane(rawValue: Int(try row.decode("claim_lane", as: Int16.self))) ?? Lane(kind: kind, channel: channel)
         orderSessionKey = try row.decode("order_session_key")
         amountCents = try row.decode("amount_cents")
         currency = try row.decode("currency")
