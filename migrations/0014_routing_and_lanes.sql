@@ -1,5 +1,14 @@
 -- 0014_routing_and_lanes.sql
 --
+-- Where an event goes and in which order it is taken, each rule stated once:
+--   1. test traffic beside live traffic: the column is_test;
+--   2. routing: flexcharge.route_by_switches(), asked by route() and claim();
+--   3. lanes: the table flexcharge.lanes, mirroring Sources/OutboxEngine/Routing/Lane.swift;
+--   4. per-order order: an earlier transmit holds back only later transmits (claim() replaced).
+--
+-- Never edit this file once applied; add a new numbered file.
+--
+-- ---------------------------------------------------------------------------------------------
 -- TEST TRAFFIC BESIDE LIVE TRAFFIC
 --
 -- A merchant already live on a channel can still send the transactions of its own test
@@ -12,7 +21,11 @@
 -- switch says (also when the switch is 'off' or 'production'), so it is sent with the merchant's
 -- sandbox credentials (claim() joins credentials by the routed environment). A test event of a
 -- merchant that is not enrolled stays 'off' (skipped), like any event of an unknown merchant.
--- Reports keep test and live traffic apart by this column.
+-- A merchant without sandbox credentials gets its test events treated as any event routed to an
+-- environment it has no credentials for. While the merchant's sandbox circuit breaker holds, its
+-- test events wait like any sandbox event (claim()'s breaker filter below, and 0013's layer 2).
+-- To tokenize a test order's card with the sandbox key: CardTokenizer.tokenize(..., isTest: true),
+-- which asks route(..., is_test) below. Reports keep test and live traffic apart by this column.
 
 ALTER TABLE flexcharge.outbox ADD COLUMN is_test boolean NOT NULL DEFAULT false;
 COMMENT ON COLUMN flexcharge.outbox.is_test IS
