@@ -107,16 +107,14 @@ import TestSupport
                  "transaction": {"amount": 900, "cardNotPresent": true}}
                 """)
             // Website CIT and MIT of the same merchant: the payload as written.
-            let web = try await insert(session, kind: "evaluate", order: "W-1", origin: "website", payload: payload, key: "k-w1")
-            try await expectBody(session, web, """
-                {"orderSource": "ecommerce", "orderId": "W-1", "isMIT": false, "siteUrl": "https://shop.example", "mid": "MID-1",
-                 "idempotencyKey": "k-w1", "transaction": {"amount": 900, "cardNotPresent": false}}
-                """)
-            let mit = try await insert(session, kind: "evaluate", order: "M-1", channel: "mit", payload: payload, key: "k-m1")
-            try await expectBody(session, mit, """
-                {"orderSource": "ecommerce", "orderId": "M-1", "isMIT": true, "siteUrl": "https://shop.example", "mid": "MID-1",
-                 "idempotencyKey": "k-m1", "transaction": {"amount": 900, "cardNotPresent": false}}
-                """)
+            for (order, channel) in [("W-1", "cit"), ("M-1", "mit")] {
+                let id = try await insert(session, kind: "evaluate", order: order, channel: channel, origin: "website",
+                                          payload: payload, key: "k-\(order)")
+                try await expectBody(session, id, """
+                    {"orderSource": "ecommerce", "orderId": "\(order)", "isMIT": \(channel == "mit"), "siteUrl": "https://shop.example",
+                     "mid": "MID-1", "idempotencyKey": "k-\(order)", "transaction": {"amount": 900, "cardNotPresent": false}}
+                    """)
+            }
             // A merchant whose marker sends no orderSource and cardNotPresent false.
             let other = try await insert(session, kind: "evaluate", merchant: "m2", order: "C-2", origin: "call_center",
                                          payload: #"{"transaction": {"amount": 900, "cardNotPresent": true}}"#, key: "k-c3")

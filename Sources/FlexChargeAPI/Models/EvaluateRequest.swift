@@ -1,4 +1,8 @@
 /// The body of `POST /evaluate`: a declined transaction submitted for rescue.
+///
+/// Written into the outbox as an event's payload, `orderId`, `isMIT`, `siteUrl`, `mid` and `idempotencyKey` are
+/// the columns' (order_id, channel, site_url, the credentials' MID, idempotency_key): leave them equal to the
+/// columns or out (migrations/0015_what_is_sent.sql).
 public struct EvaluateRequest: Codable, Sendable, Hashable {
     public var mid: String?
     /// Your order id (for sync MIT, the same on every retry of one decline).
@@ -13,6 +17,11 @@ public struct EvaluateRequest: Codable, Sendable, Hashable {
     /// End of the managed-MIT retry window (ISO-8601 UTC).
     public var expiryDateUtc: String?
     public var siteId: String?
+    /// The site the order came from (lets FlexCharge pick the descriptor); else `transaction.descriptor`.
+    public var siteUrl: String?
+    /// Where the order came from (`ecommerce`, ...); the outbox sends the merchant's call-center marker here for
+    /// call-center CIT.
+    public var orderSource: String?
     public var customerIp: String?
     public var senseKey: String?
     public var transaction: TransactionDetails
@@ -26,8 +35,11 @@ public struct EvaluateRequest: Codable, Sendable, Hashable {
         mid: String? = nil, orderId: String, idempotencyKey: String, isDeclined: Bool = true, isMIT: Bool = false,
         transaction: TransactionDetails, payer: Payer, billingInformation: Address, paymentMethod: PaymentMethodDetails,
         transactionType: String? = nil, expiryDateUtc: String? = nil, isRecurring: Bool? = nil,
-        siteId: String? = nil, customerIp: String? = nil, senseKey: String? = nil, subscription: SubscriptionDetails? = nil
+        siteId: String? = nil, customerIp: String? = nil, senseKey: String? = nil, subscription: SubscriptionDetails? = nil,
+        siteUrl: String? = nil, orderSource: String? = nil
     ) {
+        self.siteUrl = siteUrl
+        self.orderSource = orderSource
         self.mid = mid
         self.orderId = orderId
         self.idempotencyKey = idempotencyKey

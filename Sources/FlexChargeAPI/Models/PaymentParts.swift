@@ -16,6 +16,9 @@ public struct TransactionDetails: Codable, Sendable, Hashable {
     public var responseDescription: String?
     public var transactionType: String?
     public var dynamicDescriptor: String?
+    /// The statement descriptor, which the partner checklist asks for when no `siteUrl` can be given. (The
+    /// outbox fills it in from its `descriptor` column: migrations/0015_what_is_sent.sql.)
+    public var descriptor: String?
 
     /// Creates transaction details with the fields FlexCharge requires.
     public init(
