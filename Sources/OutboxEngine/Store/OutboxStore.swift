@@ -209,12 +209,16 @@ public struct OutboxStore: Sendable {
         return try row.decode("n")
     }
 
-    /// Queue depth and oldest pending age per lane, for metrics.
+    /// Queue depth and oldest pending age per lane, for metrics: every lane, 0 when it has nothing
+    /// pending (a lane left out would keep its last gauge values, and an alert on them would not clear).
     public func laneDepths(on session: PGSession) async throws -> [(lane: String, depth: Int, oldestAgeSeconds: Double)] {
         let result = try await session.query(
             """
-            SELECT lane_name, sum(events)::bigint AS depth, coalesce(max(oldest_age_seconds), 0) AS oldest
-              FROM flexcharge.queue_health WHERE state = 'pending' GROUP BY lane_name
+            SELECT l.name AS lane_name, coalesce(sum(q.events), 0)::bigint AS depth,
+                   coalesce(max(q.oldest_age_seconds), 0) AS oldest
+              FROM flexcharge.lanes l
+              LEFT JOIN flexcharge.queue_health q ON q.lane_name = l.name AND q.state = 'pending'
+             GROUP BY l.name
             """)
         return try result.rows.map { (try $0.decode("lane_name"), try $0.decode("depth"), try $0.decode("oldest")) }
     }
