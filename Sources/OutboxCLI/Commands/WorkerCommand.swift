@@ -83,6 +83,11 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(help: "Prune finished history this often, one worker at a time (0: never; run `prune` instead).")
+    var pruneIntervalMinutes = 10.0
+
+    @OptionGroup var retention: RetentionOptions
+
     func run() async throws {
         ProcessSetup.bootstrapLogging(logLevel)
         let logger = Logger(label: "flexcharge.worker")
@@ -110,6 +115,13 @@ struct WorkerCommand: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)
         ]
+        if pruneIntervalMinutes > 0 {
+            services.append(.init(
+                service: RetentionService(
+                    policy: retention.policy, interval: .seconds(pruneIntervalMinutes * 60), database: database.configuration,
+                    logger: Logger(label: "flexcharge.prune")),
+                successTerminationBehavior: .ignore))
+        }
         if httpPort > 0 {
             services.append(.init(service: HealthServer.application(
                 host: httpHost, port: httpPort, health: health, metrics: { registry.emitToBuffer() },
