@@ -87,6 +87,33 @@ import TestSupport
         }
     }
 
+    /// A checkout LISTENs before it inserts, and learns FlexCharge's order id from the notification.
+    @Test func theCheckoutsNotificationCarriesTheOrderSessionKey() async throws {
+        try await WorkerHarness.with { h in
+            try await h.enrol("m1")
+            let listener = h.db.session("checkout")
+            defer { Task { await listener.close() } }
+            try await listener.listen("flexcharge_event_done")
+            let id = try await h.insert("evaluate", order: "checkout-7", payload: h.approvedCITEvaluate(order: "checkout-7"))
+            let payload = try await h.runWorker { () -> [String: Any] in
+                let deadline = ContinuousClock.now + .seconds(20)
+                while ContinuousClock.now < deadline {
+                    for notification in try await listener.waitForNotifications(timeoutMilliseconds: 100) {
+                        if let object = try? JSONSerialization.jsonObject(with: Data(notification.payload.utf8)) as? [String: Any],
+                           (object["id"] as? NSNumber)?.int64Value == id { return object }
+                    }
+                }
+                throw TestSupportError("no flexcharge_event_done notification for event \(id)")
+            }
+            let row = try await h.event(id)
+            let orderSessionKey = try #require(try row.decode("order_session_key", as: String?.self))
+            #expect(payload["order_session_key"] as? String == orderSessionKey)
+            #expect(payload["decision"] as? String == "APPROVED")
+            #expect(payload["state"] as? String == "succeeded")
+            #expect(payload["order_id"] as? String == "checkout-7")
+        }
+    }
+
     @Test func aRetriedInsertNeitherCountsNorSendsTwice() async throws {
         try await WorkerHarness.with { h in
             try await h.enrol("m1")
