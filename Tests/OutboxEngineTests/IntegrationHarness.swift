@@ -7,7 +7,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import OutboxEngine
-import OutboxServers
+@testable import OutboxServers
 import ServiceLifecycle
 import TestSupport
 

@@ -6,7 +6,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import OutboxEngine
-import OutboxServers
+@testable import OutboxServers
 import ServiceLifecycle
 import Synchronization
 import Testing

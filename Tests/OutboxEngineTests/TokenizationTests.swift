@@ -5,7 +5,7 @@ import LibPQ
 import Logging
 import NIOCore
 import OutboxEngine
-import OutboxServers
+@testable import OutboxServers
 import Synchronization
 import Testing
 import TestSupport

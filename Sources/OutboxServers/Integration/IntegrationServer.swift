@@ -10,11 +10,11 @@ import NIOCore
 import OutboxEngine
 
 /// The request context of ``IntegrationServer``: it keeps the peer address (loopback check).
-public struct IntegrationRequestContext: RequestContext {
-    public var coreContext: CoreRequestContextStorage
-    public let remoteAddress: SocketAddress?
+struct IntegrationRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let remoteAddress: SocketAddress?
 
-    public init(source: ApplicationRequestContextSource) {
+    init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
     }
@@ -157,7 +157,7 @@ public enum IntegrationServer {
     }
 
     /// The server with one receiver and one tokenizer (one database session for every request: tests).
-    public static func application(
+    static func application(
         configuration: Configuration, webhooks: WebhookReceiver, tokenizer: CardTokenizer, logger: Logger,
         onServerRunning: @escaping @Sendable (any NIOCore.Channel) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
@@ -270,7 +270,7 @@ public enum IntegrationServer {
     }
 
     /// True for 127.0.0.0/8, ::1, IPv4-mapped loopback and Unix sockets.
-    public static func isLoopback(_ address: SocketAddress?) -> Bool {
+    static func isLoopback(_ address: SocketAddress?) -> Bool {
         guard let address else { return false }
         if case .unixDomainSocket = address { return true }
         guard let ip = address.ipAddress else { return false }

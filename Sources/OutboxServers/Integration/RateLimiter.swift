@@ -13,7 +13,7 @@ public struct RateLimit: Sendable, Equatable {
 
     /// No limit.
     public static let unlimited = RateLimit(perSecond: 0, burst: 1)
-    public var isUnlimited: Bool { perSecond == 0 }
+    var isUnlimited: Bool { perSecond == 0 }
 }
 
 /// Token buckets per client address plus one for everyone: a request is admitted when both its client's
@@ -22,7 +22,7 @@ public struct RateLimit: Sendable, Equatable {
 ///
 /// At most `maximumClients` addresses are tracked; when that many are, buckets that have refilled are
 /// forgotten, and if all are still in use, new addresses share one overflow bucket.
-public final class RateLimiter: Sendable {
+final class RateLimiter: Sendable {
     private struct Bucket {
         var tokens: Double
         var updated: ContinuousClock.Instant
@@ -51,13 +51,13 @@ public final class RateLimiter: Sendable {
         var clients: [String: Bucket] = [:]
     }
 
-    public let perClient: RateLimit
-    public let global: RateLimit
+    let perClient: RateLimit
+    let global: RateLimit
     let maximumClients: Int
     private let state: Mutex<State>
     private static let overflowKey = "\u{0}overflow"
 
-    public init(perClient: RateLimit, global: RateLimit, maximumClients: Int = 10_000) {
+    init(perClient: RateLimit, global: RateLimit, maximumClients: Int = 10_000) {
         self.perClient = perClient
         self.global = global
         self.maximumClients = max(1, maximumClients)
@@ -65,7 +65,7 @@ public final class RateLimiter: Sendable {
     }
 
     /// Nil when the request may go ahead; else how long the client should wait.
-    public func admit(client: String, now: ContinuousClock.Instant = .now) -> Duration? {
+    func admit(client: String, now: ContinuousClock.Instant = .now) -> Duration? {
         state.withLock { state in
             if !perClient.isUnlimited {
                 var key = client
