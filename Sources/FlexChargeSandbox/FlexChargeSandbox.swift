@@ -1,3 +1,4 @@
+import FlexChargeAPI
 import Foundation
 import Logging
 import Synchronization

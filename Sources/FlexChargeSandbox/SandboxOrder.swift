@@ -1,25 +1,10 @@
+import FlexChargeAPI
 import Foundation
 
 /// An order held by the sandbox.
 struct SandboxOrder: Sendable {
-    /// `GET /orders/{id}` status codes.
-    enum Status: Int, Sendable {
-        case draft = 0, onHold, cancelled, problem, processing, captureRequired, returned, completed
-
-        /// The upper-case `statusName`.
-        var name: String {
-            switch self {
-            case .draft: "DRAFT"
-            case .onHold: "ONHOLD"
-            case .cancelled: "CANCELLED"
-            case .problem: "PROBLEM"
-            case .processing: "PROCESSING"
-            case .captureRequired: "CAPTUREREQUIRED"
-            case .returned: "RETURNED"
-            case .completed: "COMPLETED"
-            }
-        }
-    }
+    /// `GET /orders/{id}` status codes and their upper-case `statusName` (the client's model).
+    typealias Status = OrderStatus
 
     var id: String
     var mid: String

@@ -1,3 +1,4 @@
+import FlexChargeAPI
 import Foundation
 
 /// All mutable sandbox state, guarded by one lock in ``FlexChargeSandbox``.
