@@ -32,6 +32,10 @@ public final class ChildProcess: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, stdinPath, O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        // The child keeps no other descriptor of this process: one inherited while another test was
+        // writing a file (a copy of the binary it is about to run) made that run fail with "Text
+        // file busy" for as long as the child lived.
+        if let closeFrom = Self.closeFrom { _ = closeFrom(&actions, 3) }
 
         let env = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
@@ -50,6 +54,14 @@ public final class ChildProcess: Sendable {
         // The thread holds only the exit status, not `self`, so releasing the ChildProcess runs deinit.
         let exit = self.exit
         Thread { exit.waitForExit() }.start()
+    }
+
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), looked up at run time:
+    /// Swift's Glibc module does not export it.
+    private static var closeFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? {
+        dlsym(nil, "posix_spawn_file_actions_addclosefrom_np").map {
+            unsafeBitCast($0, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+        }
     }
 
     /// Sends a signal (SIGTERM, SIGKILL, ...), unless the child has already been reaped (its pid

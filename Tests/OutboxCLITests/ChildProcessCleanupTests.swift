@@ -71,3 +71,19 @@ import TestSupport
         #expect(status.stdout == "done\n")
     }
 }
+
+extension ChildProcessCleanupTests {
+    @Test func aChildInheritsNoDescriptorOfTheTestProcessButItsOwnThree() async throws {
+        // A file this process has open for writing (as a test copying a binary has).
+        let path = NSTemporaryDirectory() + "open-\(UUID().uuidString)"
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        try #require(fd >= 0)
+        defer { close(fd); unlink(path) }
+        let listing = try await withChildProcess("/bin/sh", ["-c", "ls /proc/$$/fd"]) { await $0.wait() }
+        #expect(listing.status == 0, "\(listing.stderr)")
+        let descriptors = Set(listing.stdout.split(whereSeparator: \.isWhitespace).compactMap { Int($0) })
+        // 0-2, plus the one `ls` opens to read the directory.
+        #expect(!descriptors.contains(Int(fd)), "the child inherited \(descriptors.sorted())")
+        #expect(descriptors.count <= 4, "\(descriptors.sorted())")
+    }
+}

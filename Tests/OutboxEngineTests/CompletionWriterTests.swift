@@ -36,12 +36,20 @@ import TestSupport
         return events.map(\.id)
     }
 
-    @Test func everythingSubmittedBeforeAFlushIsWrittenInOneTransaction() async throws {
+    /// A writer on its own session to a fresh database holding `count` events claimed by its worker.
+    static func withClaimed(
+        _ count: Int, _ body: (_ session: PGSession, _ writer: CompletionWriter, _ ids: [Int64]) async throws -> Void
+    ) async throws {
         try await TestDatabase.with { db in
             let session = db.session(), writerSession = db.session("writer")
             defer { Task { await session.close(); await writerSession.close() } }
-            let ids = try await Self.claimed(100, by: "w1", on: session)
-            let writer = CompletionWriter(session: writerSession, worker: "w1", logger: Self.silent)
+            let ids = try await claimed(count, by: "w1", on: session)
+            try await body(session, CompletionWriter(session: writerSession, worker: "w1", logger: silent), ids)
+        }
+    }
+
+    @Test func everythingSubmittedBeforeAFlushIsWrittenInOneTransaction() async throws {
+        try await Self.withClaimed(100) { session, writer, ids in
             for id in ids { writer.submit(Self.succeeded(id)) }
             #expect(Set(writer.unwritten(olderThan: .zero)) == Set(ids))
 
@@ -63,11 +71,7 @@ import TestSupport
     }
 
     @Test func completionsSubmittedWhileItRunsAreAllWritten() async throws {
-        try await TestDatabase.with { db in
-            let session = db.session(), writerSession = db.session("writer")
-            defer { Task { await session.close(); await writerSession.close() } }
-            let ids = try await Self.claimed(30, by: "w1", on: session)
-            let writer = CompletionWriter(session: writerSession, worker: "w1", logger: Self.silent)
+        try await Self.withClaimed(30) { session, writer, ids in
             let running = Task { await writer.run() }
             for id in ids {
                 writer.submit(Self.succeeded(id))

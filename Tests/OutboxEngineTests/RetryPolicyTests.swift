@@ -70,6 +70,12 @@ import Testing
         #expect(WorkerConfiguration().retryPolicy == policy)
     }
 
+    @Test func theWorkersPauseAfterDatabaseFailuresDoublesFrom200MillisecondsUpToItsCap() {
+        let pauses = (1...6).map { Backoff.databaseRetryPause(afterFailures: $0, cap: .seconds(5)) }
+        #expect(pauses == [.milliseconds(200), .milliseconds(400), .milliseconds(800), .milliseconds(1600), .milliseconds(3200), .seconds(5)])
+        #expect(Backoff.databaseRetryPause(afterFailures: 100, cap: .seconds(1)) == .seconds(1))
+    }
+
     @Test func theIdempotencyWindowPassesAtItsEndAndForAFirstSendFromTheFuture() {
         let policy = RetryPolicy(idempotencyWindow: .seconds(3600))
         let now = Date(timeIntervalSince1970: 1_800_000_000)
