@@ -24,7 +24,7 @@ enum FollowUpVerdict: Sendable, Equatable {
     static func judge(
         _ kind: ClaimedEvent.Kind, order: Order?, amountCents: Int64?, refundedBeforeCents: Int64?
     ) -> FollowUpVerdict {
-        let status = order?.statusName?.uppercased() ?? ""
+        let status = order.flatMap(OrderStatus.init(of:))  // the engine's one reading of statusName / status
         switch kind {
         case .refund:
             guard let order else { return .notApplied }  // sending again gets FlexCharge's own 404
@@ -38,17 +38,17 @@ enum FollowUpVerdict: Sendable, Equatable {
             return .unresolved(
                 "FlexCharge shows \(Self.dollars(Int64(refunded))) refunded on order \(order.id); this outbox has recorded \(Self.dollars(before)) and this refund is \(Self.dollars(mine)): refunded elsewhere or by an event that did not settle; check the order in FlexCharge's portal, then skip this event or insert a new refund")
         case .cancel, .externalCancel:
-            if status == "CANCELLED" { return .applied(decision: nil) }
+            if status == .cancelled { return .applied(decision: nil) }
             return .notApplied  // cancels are idempotent by order id; FlexCharge refuses one it cannot apply
         case .capture:
             guard let order else { return .notApplied }
             switch status {
-            case "COMPLETED", "RETURNED": return .applied(decision: "SUCCESS")
-            case "CAPTUREREQUIRED": return .notApplied
-            case "CANCELLED", "EXPIRED":
-                return .impossible("FlexCharge's order \(order.id) is \(status): there is nothing to capture")
-            default:
-                return .unresolved("FlexCharge's order \(order.id) is \(status.isEmpty ? "in an unknown status" : status), neither captured nor awaiting capture; check it in FlexCharge's portal")
+            case .completed, .returned: return .applied(decision: "SUCCESS")
+            case .captureRequired: return .notApplied
+            case .cancelled:
+                return .impossible("FlexCharge's order \(order.id) is CANCELLED: there is nothing to capture")
+            case .draft, .onHold, .problem, .processing, nil:
+                return .unresolved("FlexCharge's order \(order.id) is \(status?.name ?? "in an unknown status"), neither captured nor awaiting capture; check it in FlexCharge's portal")
             }
         case .evaluate, .transmit:
             return .unresolved("\(kind.rawValue) events are not judged as follow-ups")  // never asked: see EventDelivery
