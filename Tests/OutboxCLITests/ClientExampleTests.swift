@@ -65,6 +65,20 @@ import TestSupport
             #expect(try counts.decode("events", as: Int.self) == 1)
             #expect(try counts.decode("calls", as: Int.self) == 1)
             #expect(try counts.decode("payments", as: Int.self) == 1)
+
+            // The worker that settled it exports every metric the alerts and the dashboard of deploy/ use,
+            // and the queue gauges of every lane (0 now: the queue drained).
+            let metrics = try await world.scrapeWorkerMetrics()
+            let exported = Set(metrics.split(separator: "\n").filter { !$0.hasPrefix("#") }
+                .map { String($0.prefix { $0 != "{" && $0 != " " }) })
+            for file in ["deploy/prometheus/flexcharge-outbox-rules.yml", "deploy/grafana/flexcharge-outbox.json"] {
+                let text = try String(contentsOfFile: PackagePaths.root + "/" + file, encoding: .utf8)
+                let used = Set(text.matches(of: /flexcharge_outbox_[a-z_]+/).map { String($0.output) })
+                #expect(!used.isEmpty && used.isSubset(of: exported), "\(file): \(used.subtracting(exported).sorted()) not in /metrics")
+            }
+            for lane in ["cit_evaluate", "mit_evaluate", "follow_up", "transmit"] {
+                #expect(metrics.contains("flexcharge_outbox_oldest_pending_seconds{lane=\"\(lane)\"} 0"), "\(lane)")
+            }
         }
     }
 
@@ -85,6 +99,8 @@ struct ExampleWorld: Sendable {
     let gatewayPassword: String
     /// Where the example's build went (Java classes, the Go binary).
     let buildDirectory: String
+    /// The worker's /healthz, /readyz and /metrics port.
+    let metricsPort: Int
 
     static let examples = PackagePaths.root + "/examples"
     static let mid = "00000000-0000-4000-8000-000000000001"
@@ -124,13 +140,15 @@ struct ExampleWorld: Sendable {
                 try await waitForPort(port, process: sandbox)
                 var workerEnv = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PG") }
                 workerEnv.merge(operatorEnv) { $1 }
+                let metricsPort = try freeTCPPort()
                 processes.append(try ChildProcess(PackagePaths.executable("flexcharge-outbox"), [
-                    "worker", "--sandbox-url", "http://127.0.0.1:\(port)/v1/", "--http-port", "0", "--log-level", "warning",
+                    "worker", "--sandbox-url", "http://127.0.0.1:\(port)/v1/", "--http-port", String(metricsPort),
+                    "--http-host", "127.0.0.1", "--log-level", "warning",
                 ], environment: workerEnv))
 
                 try FileManager.default.createDirectory(atPath: build, withIntermediateDirectories: true)
                 let world = ExampleWorld(language: language, database: database, gatewayLogin: login,
-                                         gatewayPassword: password, buildDirectory: build)
+                                         gatewayPassword: password, buildDirectory: build, metricsPort: metricsPort)
                 try await world.buildExample()
                 try await body(world)
             } catch {
@@ -157,19 +175,56 @@ struct ExampleWorld: Sendable {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             try #require(process.isRunning, "flexcharge-sandbox exited: \(process.stderr)")
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            if let fd = connectLoopback(port) {
+                close(fd)
+                return
             }
-            close(fd)
-            if connected == 0 { return }
             try await Task.sleep(for: .milliseconds(100))
         }
         throw TestSupportError("flexcharge-sandbox did not listen on port \(port) within 60 s")
+    }
+
+    /// A TCP connection to 127.0.0.1:`port`, or nil when nothing listens.
+    private static func connectLoopback(_ port: Int) -> Int32? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if connected == 0 { return fd }
+        close(fd)
+        return nil
+    }
+
+    /// GET /metrics of the worker (`Connection: close`: the server closes the connection after the
+    /// answer; reads give up after 10 s). The answer once the queue gauges are there (the worker
+    /// publishes them when it starts, then every 10 s).
+    func scrapeWorkerMetrics() async throws -> String {
+        let deadline = ContinuousClock.now + .seconds(60)
+        var body = ""
+        while ContinuousClock.now < deadline {
+            if let fd = Self.connectLoopback(metricsPort) {
+                var timeout = timeval(tv_sec: 10, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                let request = Array("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+                _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+                var answer: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 65_536)
+                while true {
+                    let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                    if count <= 0 { break }
+                    answer += buffer[0..<count]
+                }
+                close(fd)
+                body = String(decoding: answer, as: UTF8.self)
+                if body.contains("flexcharge_outbox_queue_depth") { return body }
+            }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        return body
     }
 
     /// The database URL of the gateway login (a URL, as the test server's).
