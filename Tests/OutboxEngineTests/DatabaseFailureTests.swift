@@ -6,7 +6,7 @@ import LibPQ
 import Logging
 import NIOCore
 import NIOHTTP1
-import OutboxEngine
+@testable import OutboxEngine
 import ServiceLifecycle
 import Testing
 import TestSupport

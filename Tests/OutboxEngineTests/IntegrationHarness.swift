@@ -6,7 +6,7 @@ import LibPQ
 import Logging
 import NIOCore
 import NIOHTTP1
-import OutboxEngine
+@testable import OutboxEngine
 @testable import OutboxServers
 import ServiceLifecycle
 import TestSupport

@@ -5,7 +5,7 @@ import Foundation
 import LibPQ
 import NIOCore
 import NIOHTTP1
-import OutboxEngine
+@testable import OutboxEngine
 import Testing
 import TestSupport
 

@@ -4,7 +4,7 @@ import FlexChargeSandbox
 import Foundation
 import LibPQ
 import NIOCore
-import OutboxEngine
+@testable import OutboxEngine
 import Testing
 import TestSupport
 

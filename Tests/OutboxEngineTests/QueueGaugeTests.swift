@@ -1,6 +1,6 @@
 import Foundation
 import LibPQ
-import OutboxEngine
+@testable import OutboxEngine
 import Testing
 import TestSupport
 

@@ -5,7 +5,7 @@ import LibPQ
 import Logging
 import NIOCore
 import NIOPosix
-import OutboxEngine
+@testable import OutboxEngine
 @testable import OutboxServers
 import ServiceLifecycle
 import Synchronization

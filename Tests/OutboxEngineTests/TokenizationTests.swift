@@ -4,7 +4,7 @@ import Foundation
 import LibPQ
 import Logging
 import NIOCore
-import OutboxEngine
+@testable import OutboxEngine
 @testable import OutboxServers
 import Synchronization
 import Testing

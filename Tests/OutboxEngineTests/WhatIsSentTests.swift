@@ -2,7 +2,7 @@ import FlexChargeAPI
 import FlexChargeSandbox
 import Foundation
 import LibPQ
-import OutboxEngine
+@testable import OutboxEngine
 import Testing
 import TestSupport
 

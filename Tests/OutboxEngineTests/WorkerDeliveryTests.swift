@@ -1,7 +1,7 @@
 import FlexChargeSandbox
 import Foundation
 import LibPQ
-import OutboxEngine
+@testable import OutboxEngine
 import Testing
 import TestSupport
 

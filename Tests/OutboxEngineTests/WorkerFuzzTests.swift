@@ -1,7 +1,7 @@
 import FlexChargeAPI
 import Foundation
 import LibPQ
-import OutboxEngine
+@testable import OutboxEngine
 import Testing
 import TestSupport
 

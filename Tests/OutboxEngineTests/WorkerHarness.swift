@@ -3,7 +3,7 @@ import FlexChargeSandbox
 import Foundation
 import LibPQ
 import Logging
-import OutboxEngine
+@testable import OutboxEngine
 import ServiceLifecycle
 import TestSupport
 

@@ -13,8 +13,8 @@ import Logging
 /// routed to, or has credentials for, FlexCharge's production environment.
 public enum SQLDrainBenchmark {
     /// The database setting (`ALTER DATABASE ... SET`) that allows the benchmark, and its value.
-    public static let markerSetting = "flexcharge.benchmark_database"
-    public static let markerValue = "throwaway"
+    static let markerSetting = "flexcharge.benchmark_database"
+    static let markerValue = "throwaway"
 
     /// Why the benchmark refused to run on a database.
     public struct Refusal: Error, CustomStringConvertible {
@@ -23,7 +23,7 @@ public enum SQLDrainBenchmark {
 
     /// Throws a ``Refusal`` unless the database is a marked throwaway one without production
     /// routes or credentials.
-    public static func checkThrowaway(on session: PGSession) async throws {
+    static func checkThrowaway(on session: PGSession) async throws {
         let row = try await session.query("""
             SELECT current_database() AS name,
                    coalesce(current_setting($1, true), '') AS marker,

@@ -13,7 +13,7 @@ import Synchronization
 ///
 /// Nothing is written while FlexCharge is healthy: a success is reported only when its breaker is
 /// counting failures. It uses its own connection (`breaker`).
-public final class BreakerBoard: Sendable {
+final class BreakerBoard: Sendable {
     let policy: BreakerPolicy
     private let worker: String
     private let session: PGSession

@@ -4,11 +4,11 @@ import LibPQ
 /// The breaker's statements (table `flexcharge.circuit_breakers`, migrations/0013). Transitions
 /// are decided by ``CircuitBreaker`` and written with a compare-and-set on `version`, so two
 /// workers that decide at once never both win (one re-reads and decides again).
-public struct BreakerStore: Sendable {
-    public init() {}
+struct BreakerStore: Sendable {
+    init() {}
 
     /// Every breaker that is not closed or is counting failures (what a worker keeps in memory).
-    public func active(on session: PGSession) async throws -> [BreakerKey: CircuitBreaker] {
+    func active(on session: PGSession) async throws -> [BreakerKey: CircuitBreaker] {
         let rows = try await session.query(
             "SELECT * FROM flexcharge.circuit_breakers WHERE state <> 'closed' OR failures > 0").rows
         var breakers: [BreakerKey: CircuitBreaker] = [:]
@@ -20,7 +20,7 @@ public struct BreakerStore: Sendable {
     }
 
     /// One breaker and its version (`nil`: none was ever written for this key).
-    public func read(_ key: BreakerKey, on session: PGSession) async throws -> (CircuitBreaker, Int64)? {
+    func read(_ key: BreakerKey, on session: PGSession) async throws -> (CircuitBreaker, Int64)? {
         guard let row = try await session.query(
             "SELECT * FROM flexcharge.circuit_breakers WHERE merchant_id = $1 AND environment = $2",
             [key.merchantID, key.environment]).first
@@ -32,7 +32,7 @@ public struct BreakerStore: Sendable {
     /// Applies `input` to the stored breaker (compare-and-set, re-read and re-decided when another
     /// worker changed it meanwhile). Returns the breaker as stored afterwards and whether this call
     /// changed it.
-    public func apply(
+    func apply(
         _ input: CircuitBreaker.Input, to key: BreakerKey, policy: BreakerPolicy, now: @Sendable () -> Date = { Date() },
         on session: PGSession
     ) async throws -> (breaker: CircuitBreaker, changed: Bool) {
@@ -75,7 +75,7 @@ public struct BreakerStore: Sendable {
     /// counter cannot tell, an operator's retry sets it to 0. So a hold never restarts the window of
     /// an event that may have reached FlexCharge, and an evaluate held through a long outage before
     /// its first call keeps its full window. Only a row this worker still leases is touched.
-    public func holdBack(_ eventID: Int64, worker: String, until: Date, reason: String, on session: PGSession) async throws {
+    func holdBack(_ eventID: Int64, worker: String, until: Date, reason: String, on session: PGSession) async throws {
         try await session.execute(
             """
             UPDATE flexcharge.outbox o
@@ -90,7 +90,7 @@ public struct BreakerStore: Sendable {
     }
 
     /// Breakers per environment and state (for the gauge; bounded: 2 environments x 3 states).
-    public func counts(on session: PGSession) async throws -> [(environment: String, state: String, count: Int)] {
+    func counts(on session: PGSession) async throws -> [(environment: String, state: String, count: Int)] {
         try await session.query(
             "SELECT environment, state, count(*)::bigint AS n FROM flexcharge.circuit_breakers GROUP BY 1, 2"
         ).rows.map { (try $0.decode("environment"), try $0.decode("state"), try $0.decode("n")) }

@@ -60,14 +60,14 @@ public struct BreakerPolicy: Sendable, Equatable {
 }
 
 /// Which breaker: one per merchant and FlexCharge environment.
-public struct BreakerKey: Sendable, Hashable, CustomStringConvertible {
-    public let merchantID: String
-    public let environment: String
-    public init(merchantID: String, environment: String) {
+struct BreakerKey: Sendable, Hashable, CustomStringConvertible {
+    let merchantID: String
+    let environment: String
+    init(merchantID: String, environment: String) {
         self.merchantID = merchantID
         self.environment = environment
     }
-    public var description: String { "\(merchantID)/\(environment)" }
+    var description: String { "\(merchantID)/\(environment)" }
 }
 
 /// One breaker's state, as stored in `flexcharge.circuit_breakers`, and its transitions (pure:
@@ -77,14 +77,14 @@ public struct BreakerKey: Sendable, Hashable, CustomStringConvertible {
 ///     open --(retryAt passed; one worker wins the probe)--> halfOpen
 ///     halfOpen --(probe succeeded)--> closed
 ///     halfOpen --(probe failed, or its lease ran out and another worker probes)--> open / halfOpen
-public struct CircuitBreaker: Sendable, Equatable {
-    public enum Phase: String, Sendable, Equatable, CaseIterable {
+struct CircuitBreaker: Sendable, Equatable {
+    enum Phase: String, Sendable, Equatable, CaseIterable {
         case closed, open
         case halfOpen = "half_open"
     }
 
     /// What a worker saw or wants.
-    public enum Input: Sendable, Equatable {
+    enum Input: Sendable, Equatable {
         /// FlexCharge answered a call (any status below 500 but 429: a 4xx is the merchant's own problem).
         case succeeded
         /// A connect error, reset, timeout or 5xx: FlexCharge may be down.
@@ -96,21 +96,21 @@ public struct CircuitBreaker: Sendable, Equatable {
         case probeFailed(owner: String, reason: String)
     }
 
-    public var phase: Phase = .closed
-    public var failures: Int = 0
-    public var lastFailureAt: Date?
-    public var lastError: String?
-    public var trips: Int = 0
-    public var openedAt: Date?
+    var phase: Phase = .closed
+    var failures: Int = 0
+    var lastFailureAt: Date?
+    var lastError: String?
+    var trips: Int = 0
+    var openedAt: Date?
     /// open: when a probe may go; halfOpen: when the probe's lease ends.
-    public var retryAt: Date?
-    public var probeOwner: String?
-    public var closedAt: Date?
+    var retryAt: Date?
+    var probeOwner: String?
+    var closedAt: Date?
 
-    public init() {}
+    init() {}
 
     /// The state after `input`, or `nil` when nothing changes (nothing to write).
-    public func applying(_ input: Input, at now: Date, policy: BreakerPolicy) -> CircuitBreaker? {
+    func applying(_ input: Input, at now: Date, policy: BreakerPolicy) -> CircuitBreaker? {
         var next = self
         switch (phase, input) {
         case (.closed, .succeeded):
@@ -159,18 +159,18 @@ public struct CircuitBreaker: Sendable, Equatable {
 
     /// True when events of this breaker must not be sent or looked up now: whenever it is not
     /// closed (past `retryAt` too: then a probe, not an event, finds out whether FlexCharge is back).
-    public func isHolding(at now: Date) -> Bool {
+    func isHolding(at now: Date) -> Bool {
         phase != .closed
     }
 
     /// True when a probe may start: open and its time has come, or a probe's lease ran out.
-    public func mayProbe(at now: Date) -> Bool {
+    func mayProbe(at now: Date) -> Bool {
         phase != .closed && (retryAt.map { $0 <= now } ?? true)
     }
 
     /// When an event this breaker holds should be tried again: the next probe time when open, a
     /// second from now while a probe is in flight (the probe's result decides soon).
-    public func holdUntil(at now: Date) -> Date {
+    func holdUntil(at now: Date) -> Date {
         switch phase {
         case .closed: now
         case .open: max(retryAt ?? now, now)
@@ -180,7 +180,7 @@ public struct CircuitBreaker: Sendable, Equatable {
 }
 
 /// How a finished call counts for its breaker.
-public enum BreakerSignal: Sendable, Equatable {
+enum BreakerSignal: Sendable, Equatable {
     /// FlexCharge answered: it is up (a 4xx is the merchant's own problem).
     case up
     /// A connect error, reset, timeout or 5xx.

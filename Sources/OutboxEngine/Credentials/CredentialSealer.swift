@@ -38,7 +38,7 @@ public struct CredentialSealer: Sendable {
     private let keys: [Key]
     private let primary: Key
     /// Whether v1 values (no associated data) are still opened.
-    public let allowsLegacy: Bool
+    let allowsLegacy: Bool
     private let logger: Logger
     private let legacyLogged: LegacyLog
 
@@ -82,32 +82,32 @@ public struct CredentialSealer: Sendable {
     }
 
     /// The id of a key: the first 8 hex digits of its SHA-256 (as stored in `key_id` since v1).
-    public static func id(of keyBytes: [UInt8]) -> String {
+    static func id(of keyBytes: [UInt8]) -> String {
         SHA256.hash(data: keyBytes).prefix(4).map { String(format: "%02x", $0) }.joined()
     }
 
     // MARK: - Opening for a purpose
 
     /// The app key and secret, for API calls (the worker, the outcome poller, the reconciler).
-    public func apiCredentials(_ sealed: SealedCredentials) throws(CredentialError) -> MerchantCredentials {
+    func apiCredentials(_ sealed: SealedCredentials) throws(CredentialError) -> MerchantCredentials {
         MerchantCredentials(mid: sealed.mid, appKey: try open(sealed.appKey), appSecret: try open(sealed.appSecret))
     }
 
     /// The tokenization key only (`POST /tokenize` takes no bearer token): the app key and secret
     /// are neither read nor opened, and are empty in the result.
-    public func tokenizationCredentials(_ sealed: SealedCredentials) throws(CredentialError) -> MerchantCredentials {
+    func tokenizationCredentials(_ sealed: SealedCredentials) throws(CredentialError) -> MerchantCredentials {
         MerchantCredentials(mid: sealed.mid, appKey: "", appSecret: "", tokenizationKey: try open(sealed.tokenizationKey))
     }
 
     /// The webhook subscriber key only.
-    public func webhookKey(_ sealed: SealedCredentials) throws(CredentialError) -> String {
+    func webhookKey(_ sealed: SealedCredentials) throws(CredentialError) -> String {
         try open(sealed.webhookKey)
     }
 
     // MARK: - Sealing and opening one value
 
     /// Seals `secret` for `binding` with the primary key (format v2).
-    public func seal(_ secret: String, for binding: CredentialBinding) throws(CredentialError) -> [UInt8] {
+    func seal(_ secret: String, for binding: CredentialBinding) throws(CredentialError) -> [UInt8] {
         let id = Array(primary.id.utf8)
         do {
             let box = try AES.GCM.seal(Data(secret.utf8), using: primary.symmetric, authenticating: binding.associatedData)
@@ -118,7 +118,7 @@ public struct CredentialSealer: Sendable {
     }
 
     /// Opens one stored value. Errors name the merchant, environment and field, never the value.
-    public func open(_ secret: SealedSecret) throws(CredentialError) -> String {
+    func open(_ secret: SealedSecret) throws(CredentialError) -> String {
         let binding = secret.binding
         let bytes: [UInt8]
         switch secret.content {
@@ -149,7 +149,7 @@ public struct CredentialSealer: Sendable {
     }
 
     /// Whether `secret` is sealed in format v2 with the primary key (nothing to re-seal).
-    public func isCurrent(_ secret: SealedSecret) -> Bool {
+    func isCurrent(_ secret: SealedSecret) -> Bool {
         guard case .sealed(let bytes) = secret.content else { return true }
         let id = Array(primary.id.utf8)
         return bytes.starts(with: Self.magic + [UInt8(id.count)] + id)

@@ -2,7 +2,7 @@ import Foundation
 import LibPQ
 
 /// A secret column of `flexcharge.merchant_credentials` (the column is `<rawValue>_sealed`).
-public enum CredentialField: String, Sendable, CaseIterable {
+enum CredentialField: String, Sendable, CaseIterable {
     case appKey = "app_key"
     case appSecret = "app_secret"
     case tokenizationKey = "tokenization_key"
@@ -12,12 +12,12 @@ public enum CredentialField: String, Sendable, CaseIterable {
 }
 
 /// What a sealed value belongs to: it opens only there (AES-GCM associated data).
-public struct CredentialBinding: Sendable, Hashable, CustomStringConvertible {
-    public let merchantID: String
-    public let environment: String
-    public let field: CredentialField
+struct CredentialBinding: Sendable, Hashable, CustomStringConvertible {
+    let merchantID: String
+    let environment: String
+    let field: CredentialField
 
-    public init(merchantID: String, environment: String, field: CredentialField) {
+    init(merchantID: String, environment: String, field: CredentialField) {
         self.merchantID = merchantID
         self.environment = environment
         self.field = field
@@ -27,12 +27,12 @@ public struct CredentialBinding: Sendable, Hashable, CustomStringConvertible {
     var associatedData: Data { Data("flexcharge-outbox/v2|\(merchantID)|\(environment)|\(field.rawValue)".utf8) }
 
     /// Names the value, for errors: `merchant m1, sandbox app_secret`.
-    public var description: String { "merchant \(merchantID), \(environment) \(field.rawValue)" }
+    var description: String { "merchant \(merchantID), \(environment) \(field.rawValue)" }
 }
 
 /// One stored secret, as read: its place, its sealed bytes, and the row's `key_id`.
-public struct SealedSecret: Sendable {
-    public enum Content: Sendable {
+struct SealedSecret: Sendable {
+    enum Content: Sendable {
         case sealed([UInt8])
         /// The column is NULL.
         case absent
@@ -40,11 +40,11 @@ public struct SealedSecret: Sendable {
         case notRead
     }
 
-    public let binding: CredentialBinding
-    public let content: Content
-    public let recordedKeyID: String?
+    let binding: CredentialBinding
+    let content: Content
+    let recordedKeyID: String?
 
-    public init(binding: CredentialBinding, content: Content, recordedKeyID: String?) {
+    init(binding: CredentialBinding, content: Content, recordedKeyID: String?) {
         self.binding = binding
         self.content = content
         self.recordedKeyID = recordedKeyID
@@ -52,7 +52,7 @@ public struct SealedSecret: Sendable {
 }
 
 /// What a reader needs from a merchant's credentials.
-public enum CredentialPurpose: Sendable {
+enum CredentialPurpose: Sendable {
     /// API calls: app key and secret (worker, outcome poller, reconciler).
     case api
     /// `POST /tokenize`: the tokenization key only.
@@ -60,7 +60,7 @@ public enum CredentialPurpose: Sendable {
     /// Webhook signatures: the webhook subscriber key only.
     case webhook
 
-    public var fields: [CredentialField] {
+    var fields: [CredentialField] {
         switch self {
         case .api: [.appKey, .appSecret]
         case .tokenization: [.tokenizationKey]
@@ -72,22 +72,22 @@ public enum CredentialPurpose: Sendable {
 /// One row of `flexcharge.merchant_credentials` as stored: sealed, plus the row's version
 /// (`updated_at`) for caching the opened form. Only the secret columns that were selected are
 /// present; the others are `.notRead`. Open it with ``CredentialSealer``.
-public struct SealedCredentials: Sendable {
-    public let merchantID: String
-    public let environment: String
-    public let mid: String
+struct SealedCredentials: Sendable {
+    let merchantID: String
+    let environment: String
+    let mid: String
     /// The key the row records as its sealer (`key_id`).
-    public let keyID: String?
-    public let appKey: SealedSecret
-    public let appSecret: SealedSecret
-    public let tokenizationKey: SealedSecret
-    public let webhookKey: SealedSecret
-    public let version: Date
+    let keyID: String?
+    let appKey: SealedSecret
+    let appSecret: SealedSecret
+    let tokenizationKey: SealedSecret
+    let webhookKey: SealedSecret
+    let version: Date
 
     /// The one decoder of credential columns, for every query that selects them: `merchant_id`,
     /// `environment`, `mid` (NULL: no credentials, nil), `key_id`, `credentials_updated_at`, and
     /// any of the `*_sealed` columns.
-    public init?(row: PGRow) throws(PGError) {
+    init?(row: PGRow) throws(PGError) {
         guard let mid = try row.decode("mid", as: String?.self) else { return nil }
         let merchantID: String = try row.decode("merchant_id")
         let environment: String = try row.decode("environment")
@@ -112,7 +112,7 @@ public struct SealedCredentials: Sendable {
 
     /// A merchant's credentials for `purpose`, in `environment` or in every environment (sorted by
     /// name), reading only the secret columns the purpose needs.
-    public static func load(
+    static func load(
         _ purpose: CredentialPurpose, merchantID: String, environment: String? = nil, on session: PGSession
     ) async throws -> [SealedCredentials] {
         // Column names come from CredentialField, never from input.

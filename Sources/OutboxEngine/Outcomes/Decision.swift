@@ -25,7 +25,7 @@ public enum Decision: String, CaseIterable, Sendable {
     case cancelled = "CANCELLED"
 
     /// True when the order will not change any more: the evaluate's state is `succeeded`.
-    public var isFinal: Bool {
+    var isFinal: Bool {
         switch self {
         case .approved, .declined, .expired, .cancelled: true
         case .challenge, .submitted, .captureRequired: false
@@ -34,12 +34,12 @@ public enum Decision: String, CaseIterable, Sendable {
 
     /// The evaluate's state with this decision: `succeeded` when final, else `awaiting_outcome`
     /// (the outcome poller looks it up until a webhook or a lookup makes it final).
-    public var eventState: String { isFinal ? "succeeded" : "awaiting_outcome" }
+    var eventState: String { isFinal ? "succeeded" : "awaiting_outcome" }
 
     /// The decision an `/evaluate` answer's `status` states (contract §5.11; a re-sent MIT evaluate
     /// answers its order's current `EXPIRED` or `CANCELLED`, and `PROCESSING` is the `/outcome`
     /// word for `SUBMITTED`). `nil` for anything else (`NOTFOUND`, `SUCCESS`, garbage): not understood.
-    public init?(evaluateStatus: String?) {
+    init?(evaluateStatus: String?) {
         guard let text = evaluateStatus?.trimmingCharacters(in: .whitespacesAndNewlines).uppercased() else { return nil }
         if text == "PROCESSING" {
             self = .submitted
@@ -59,7 +59,7 @@ public enum Decision: String, CaseIterable, Sendable {
     ///   "Cancelled (declined by Flex)"); an order we knew as pending was cancelled.
     /// - `DRAFT`, `ONHOLD`, `PROBLEM`, `PROCESSING`: still being worked; a pending decision we know
     ///   (CHALLENGE, SUBMITTED, CAPTUREREQUIRED) stands, else SUBMITTED.
-    public static func settled(by status: OrderStatus, known: Decision?, pastExpiry: Bool) -> Decision {
+    static func settled(by status: OrderStatus, known: Decision?, pastExpiry: Bool) -> Decision {
         switch status {
         case .completed, .returned:
             return .approved
@@ -78,7 +78,7 @@ public enum Decision: String, CaseIterable, Sendable {
     /// The decision a webhook (contract §6.7) gives an evaluate awaiting its outcome, recorded as
     /// `known`; `nil` when it changes no decision. Refunds, cancellations and chargebacks of a rescued
     /// order change money, not the decision: flexcharge.money_adjustments (migrations/0016) counts them.
-    public static func settled(byWebhook event: String, known: Decision?) -> Decision? {
+    static func settled(byWebhook event: String, known: Decision?) -> Decision? {
         if let known, known.isFinal { return nil }  // an order that ended stays as it ended
         switch event {
         case "order.completed": return .approved

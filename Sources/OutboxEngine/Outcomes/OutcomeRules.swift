@@ -2,9 +2,9 @@ import FlexChargeAPI
 import Foundation
 
 /// Rules of the outcome lookups that are not about decisions (those live in ``Decision``).
-public enum OutcomeRules {
+enum OutcomeRules {
     /// Parses FlexCharge's ISO-8601 dates, with or without fractional seconds or a zone.
-    public static func date(_ text: String?) -> Date? {
+    static func date(_ text: String?) -> Date? {
         guard var text, !text.isEmpty else { return nil }
         let withFraction = ISO8601DateFormatter()
         withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]

@@ -2,25 +2,25 @@ import Foundation
 import LibPQ
 
 /// An evaluate awaiting its outcome whose lookup is due, claimed by one worker.
-public struct DueOutcome: Sendable {
-    public let eventID: Int64
-    public let merchantID: String
-    public let environment: String
-    public let orderSessionKey: String
+struct DueOutcome: Sendable {
+    let eventID: Int64
+    let merchantID: String
+    let environment: String
+    let orderSessionKey: String
     /// Lookups made before this one.
-    public let polls: Int
+    let polls: Int
     /// When the evaluate got its first (non-final) answer.
-    public let answeredAt: Date
+    let answeredAt: Date
     /// `payload.expiryDateUtc`, when the gateway gave one (MIT).
-    public let payloadExpiry: Date?
+    let payloadExpiry: Date?
     /// The decision recorded so far (CHALLENGE, SUBMITTED, CAPTUREREQUIRED), `nil` when none is understood.
-    public let decision: Decision?
-    public let credentials: SealedCredentials?
+    let decision: Decision?
+    let credentials: SealedCredentials?
 }
 
 /// What one lookup found, to be written with its attempt-ledger row.
-public struct OutcomeLookup: Sendable {
-    public enum Result: Sendable, Equatable {
+struct OutcomeLookup: Sendable {
+    enum Result: Sendable, Equatable {
         /// The order is final: state `succeeded` with this decision.
         case final(decision: String)
         /// Still being worked: look again after `delay` (a known interim decision is kept).
@@ -29,24 +29,24 @@ public struct OutcomeLookup: Sendable {
         case dead
     }
 
-    public var eventID: Int64
-    public var result: Result
-    public var httpStatus: Int?
-    public var failureClass: String?
-    public var error: String?
-    public var startedAt: Date
-    public var finishedAt: Date
+    var eventID: Int64
+    var result: Result
+    var httpStatus: Int?
+    var failureClass: String?
+    var error: String?
+    var startedAt: Date
+    var finishedAt: Date
 }
 
 /// Statements of the outcome poller and the webhook receiver.
-public struct OutcomeStore: Sendable {
-    public init() {}
+struct OutcomeStore: Sendable {
+    init() {}
 
     /// Claims up to `limit` due lookups: awaiting events whose `next_attempt_at` has come (and, for
     /// the first lookup, answered at least `firstDelay` ago). Claiming pushes `next_attempt_at` by
     /// `lease`, so no other worker looks the same order up meanwhile; the state stays
     /// `awaiting_outcome` (the reports keep counting it as pending).
-    public func claimDue(on session: PGSession, limit: Int, firstDelay: Duration, lease: Duration) async throws -> [DueOutcome] {
+    func claimDue(on session: PGSession, limit: Int, firstDelay: Duration, lease: Duration) async throws -> [DueOutcome] {
         let result = try await session.query(
             """
             WITH due AS (
@@ -88,7 +88,7 @@ public struct OutcomeStore: Sendable {
     /// may have settled it meanwhile), its attempt-ledger row (`lookup`), and for a final answer an
     /// `outcome_events` row. Returns false when the event no longer awaited its outcome.
     @discardableResult
-    public func record(_ lookup: OutcomeLookup, worker: String, on session: PGSession) async throws -> Bool {
+    func record(_ lookup: OutcomeLookup, worker: String, on session: PGSession) async throws -> Bool {
         let state: String, decision: String?, delay: Double
         switch lookup.result {
         case .final(let value): (state, decision, delay) = ("succeeded", value, 0)

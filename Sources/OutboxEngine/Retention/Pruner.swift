@@ -25,11 +25,11 @@ public struct PruneReport: Sendable, Equatable, CustomStringConvertible {
 /// get it skips the pass. Every statement is one small batch in its own transaction, so no lock
 /// is held long and the gateway's inserts and the workers' claims go on meanwhile.
 public struct Pruner: Sendable {
-    public let policy: RetentionPolicy
+    let policy: RetentionPolicy
     private let logger: Logger
 
     /// The advisory lock key shared by every pruner (`worker` and `prune`) of one database.
-    public static let lockKey = "flexcharge.prune"
+    static let lockKey = "flexcharge.prune"
 
     public init(policy: RetentionPolicy, logger: Logger = Logger(label: "flexcharge.prune")) {
         self.policy = policy

@@ -2,20 +2,20 @@
 /// setting deletes; the database enforces floors of its own whatever is set here).
 public struct RetentionPolicy: Sendable, Equatable {
     /// Orders whose events all succeeded or were skipped, after their last change.
-    public var completed: Duration
+    var completed: Duration
     /// Orders with a failed or dead event: kept longer, for investigation.
-    public var failed: Duration
+    var failed: Duration
     /// Orders that hold money (an approved evaluate, a succeeded capture or refund): a refund,
     /// cancellation or chargeback may come months later, and a refund event needs the evaluate.
-    public var rescued: Duration
+    var rescued: Duration
     /// The attempt ledger: calls older than this whose event is no longer in the outbox.
-    public var attempts: Duration
+    var attempts: Duration
     /// Merchant settings changes (at least a year: PCI DSS asks for one).
-    public var audit: Duration
+    var audit: Duration
     /// Nonces of verified webhooks (only replays within the skew window matter).
-    public var webhookNonces: Duration
+    var webhookNonces: Duration
     /// Rows looked at per statement: each batch is its own short transaction.
-    public var batchSize: Int
+    var batchSize: Int
 
     public static let day: Duration = .seconds(86_400)
 

@@ -13,7 +13,7 @@ public struct RetentionService: Service {
     private let logger: Logger
 
     /// Statements of a pass are small batches; this bounds one that is not.
-    public static let statementTimeout: Duration = .seconds(30)
+    static let statementTimeout: Duration = .seconds(30)
 
     public init(policy: RetentionPolicy, interval: Duration, database: PGConfiguration,
                 logger: Logger = Logger(label: "flexcharge.prune")) {

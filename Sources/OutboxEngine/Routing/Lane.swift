@@ -4,7 +4,7 @@
 /// that both agree.
 ///
 /// Raw values are the SQL numbers (`outbox.lane`, `outbox.claim_lane`, the insert NOTIFY's payload).
-public enum Lane: Int, Sendable, CaseIterable, Comparable {
+enum Lane: Int, Sendable, CaseIterable, Comparable {
     /// An evaluate of a customer-initiated order: a shopper is waiting.
     case citEvaluate = 0
     /// An evaluate of a merchant-initiated transaction.
@@ -15,7 +15,7 @@ public enum Lane: Int, Sendable, CaseIterable, Comparable {
     case transmit = 3
 
     /// The lane of an event of `kind` on `channel` (`cit` or `mit`).
-    public init(kind: ClaimedEvent.Kind, channel: String) {
+    init(kind: ClaimedEvent.Kind, channel: String) {
         switch kind {
         case .evaluate: self = channel == "cit" ? .citEvaluate : .mitEvaluate
         case .transmit: self = .transmit
@@ -24,7 +24,7 @@ public enum Lane: Int, Sendable, CaseIterable, Comparable {
     }
 
     /// The name in `flexcharge.lanes`, `queue_health` and the metrics' `lane` label.
-    public var name: String {
+    var name: String {
         switch self {
         case .citEvaluate: "cit_evaluate"
         case .mitEvaluate: "mit_evaluate"
@@ -35,22 +35,22 @@ public enum Lane: Int, Sendable, CaseIterable, Comparable {
 
     /// An insert into this lane wakes the claim loop at once (someone waits on an evaluate's answer);
     /// other lanes are claimed when the loop next looks.
-    public var wakesAtOnce: Bool { self <= .mitEvaluate }
+    var wakesAtOnce: Bool { self <= .mitEvaluate }
 
     /// Only this lane may use the call slots and claim room the worker keeps for CIT evaluates.
-    public var usesCITRoom: Bool { self == .citEvaluate }
+    var usesCITRoom: Bool { self == .citEvaluate }
 
     /// The insert NOTIFY's payload (the most urgent lane inserted, as its number): does it wake the
     /// claim loop at once? An unreadable payload does not.
-    public static func wakesAtOnce(notifyPayload: String) -> Bool {
+    static func wakesAtOnce(notifyPayload: String) -> Bool {
         Int(notifyPayload).flatMap(Lane.init(rawValue:))?.wakesAtOnce ?? false
     }
 
     /// Per-lane claim caps for `flexcharge.claim()`'s `p_lane_caps` (indexed by raw value): the CIT
     /// lane may take `total`, every other lane `others`.
-    public static func claimCaps(total: Int, others: Int) -> [Int] {
+    static func claimCaps(total: Int, others: Int) -> [Int] {
         allCases.map { $0.usesCITRoom ? total : others }
     }
 
-    public static func < (lhs: Lane, rhs: Lane) -> Bool { lhs.rawValue < rhs.rawValue }
+    static func < (lhs: Lane, rhs: Lane) -> Bool { lhs.rawValue < rhs.rawValue }
 }

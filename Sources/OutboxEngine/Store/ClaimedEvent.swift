@@ -2,19 +2,19 @@ import Foundation
 import LibPQ
 
 /// An event a worker has leased: what to send, to whom, with which key.
-public struct ClaimedEvent: Sendable {
-    public enum Kind: String, Sendable, CaseIterable {
+struct ClaimedEvent: Sendable {
+    enum Kind: String, Sendable, CaseIterable {
         case transmit, evaluate, cancel, refund, capture
         case externalCancel = "external_cancel"
 
         /// Kinds whose call can move money or end an order at FlexCharge: after a call that may have
         /// reached FlexCharge they are looked up before anything is sent again. A transmit is a data
         /// feed without an idempotency key: it is simply sent again.
-        public var isLookedUpAfterAmbiguity: Bool { self != .transmit }
+        var isLookedUpAfterAmbiguity: Bool { self != .transmit }
 
         /// Kinds whose FlexCharge call carries the event's idempotency key (so a resend within 24 h
         /// replays the first answer). FlexCharge's /refund and /transmit take none.
-        public var carriesIdempotencyKey: Bool {
+        var carriesIdempotencyKey: Bool {
             switch self {
             case .evaluate, .cancel, .externalCancel, .capture: true
             case .refund, .transmit: false
@@ -22,49 +22,49 @@ public struct ClaimedEvent: Sendable {
         }
     }
 
-    public enum NextAction: String, Sendable {
+    enum NextAction: String, Sendable {
         /// Send the request (again, with the same idempotency key).
         case send
         /// Find out at FlexCharge what happened to an earlier attempt before sending anything.
         case lookup
     }
 
-    public let id: Int64
-    public let kind: Kind
-    public let merchantID: String
-    public let orderID: String
-    public let channel: String
-    public let origin: String?
-    public let site: String?
-    public let idempotencyKey: String
+    let id: Int64
+    let kind: Kind
+    let merchantID: String
+    let orderID: String
+    let channel: String
+    let origin: String?
+    let site: String?
+    let idempotencyKey: String
     /// This claim's attempt number (1 for the first).
-    public let attempt: Int
-    public let createdAt: Date
+    let attempt: Int
+    let createdAt: Date
     /// When the event was first claimed: FlexCharge's idempotency window for its key starts no later.
-    public let firstClaimedAt: Date
-    public let nextAction: NextAction
+    let firstClaimedAt: Date
+    let nextAction: NextAction
     /// `sandbox` or `production`.
-    public let environment: String
+    let environment: String
     /// FlexCharge's order id: an evaluate's answer; for a cancel, refund or capture its order's
     /// evaluate's, else the payload's `orderSessionKey`.
-    public let orderSessionKey: String?
-    public let amountCents: Int64?
+    let orderSessionKey: String?
+    let amountCents: Int64?
     /// A capture's currency (its own, else its order's evaluate's).
-    public let currency: String?
+    let currency: String?
     /// For a refund being looked up: the cents this outbox has recorded as refunded on the same
     /// FlexCharge order by its other refund events.
-    public let refundedBeforeCents: Int64?
+    let refundedBeforeCents: Int64?
     /// The request body, sent unchanged: built for every kind by `flexcharge.request_body()`
     /// (migrations/0015_what_is_sent.sql), the one home of request bodies.
-    public let requestBody: String
+    let requestBody: String
     /// The merchant's sealed credentials for `environment`, when configured.
-    public let credentials: SealedCredentials?
+    let credentials: SealedCredentials?
     /// The lane it was claimed in: its own lane, or a lower one when a later event of its order
     /// waits for it (see `flexcharge.inherit_claim_lane`, migrations/0014).
-    public let claimLane: Lane
+    let claimLane: Lane
 
     /// The lane of its kind and channel, for metrics and logs.
-    public var lane: Lane { Lane(kind: kind, channel: channel) }
+    var lane: Lane { Lane(kind: kind, channel: channel) }
 
     init(row: PGRow) throws {
         id = try row.decode("id")

@@ -2,8 +2,8 @@ import Foundation
 
 /// What happened to one claimed event: its new state and the attempt-ledger row, written
 /// together (in batches) by ``OutboxStore/record(_:worker:)``.
-public struct Completion: Sendable {
-    public enum Outcome: Sendable, Equatable {
+struct Completion: Sendable {
+    enum Outcome: Sendable, Equatable {
         case succeeded
         /// Evaluate answered SUBMITTED / CHALLENGE / CAPTUREREQUIRED.
         case awaitingOutcome
@@ -25,22 +25,22 @@ public struct Completion: Sendable {
         }
     }
 
-    public var eventID: Int64
-    public var attempt: Int
-    public var action: ClaimedEvent.NextAction
-    public var environment: String
-    public var startedAt: Date
-    public var finishedAt: Date
-    public var httpStatus: Int?
+    var eventID: Int64
+    var attempt: Int
+    var action: ClaimedEvent.NextAction
+    var environment: String
+    var startedAt: Date
+    var finishedAt: Date
+    var httpStatus: Int?
     /// `nil` on success; else retryable, permanent, ambiguous, config.
-    public var failureClass: String?
-    public var error: String?
-    public var outcome: Outcome
-    public var transactionKey: String?
-    public var orderSessionKey: String?
-    public var decision: String?
+    var failureClass: String?
+    var error: String?
+    var outcome: Outcome
+    var transactionKey: String?
+    var orderSessionKey: String?
+    var decision: String?
     /// FlexCharge's validation errors as a JSON object text.
-    public var fieldErrors: String?
+    var fieldErrors: String?
 
-    public var latencyMilliseconds: Double { finishedAt.timeIntervalSince(startedAt) * 1000 }
+    var latencyMilliseconds: Double { finishedAt.timeIntervalSince(startedAt) * 1000 }
 }

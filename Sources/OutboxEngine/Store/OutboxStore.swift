@@ -3,8 +3,8 @@ import LibPQ
 
 /// Every statement the worker runs against the outbox. Each method is one round trip and one
 /// transaction.
-public struct OutboxStore: Sendable {
-    public init() {}
+struct OutboxStore: Sendable {
+    init() {}
 
     /// Claims up to `total` events (see `flexcharge.claim()` in migrations/0005_claim.sql: SKIP
     /// LOCKED, lanes, merchant fairness, per-order order, routing). The lease is committed when
@@ -14,7 +14,7 @@ public struct OutboxStore: Sendable {
     /// (migrations/0015_what_is_sent.sql: the one home of request bodies, and why it is in SQL): the
     /// worker sends it unchanged. A follow-up's FlexCharge order id is resolved here too (its order's
     /// evaluate's, filled in by claim(), else the payload's `orderSessionKey`).
-    public func claim(
+    func claim(
         on session: PGSession, worker: String, total: Int, laneCaps: [Int], lease: Duration
     ) async throws -> [ClaimedEvent] {
         let result = try await session.query(
@@ -66,7 +66,7 @@ public struct OutboxStore: Sendable {
     ///
     /// - Parameter retrying: the batch was sent before without an answer (it may be committed): only
     ///   then are the ledger rows looked for first, so the common path pays no extra probe.
-    public func record(
+    func record(
         _ completions: [Completion], worker: String, on session: PGSession, retrying: Bool = false,
         timeout: Duration? = nil
     ) async throws -> Set<Int64> {
@@ -160,7 +160,7 @@ public struct OutboxStore: Sendable {
 
     /// Extends the leases of events still being worked on (long calls), so no other worker
     /// reclaims them. Returns the ids whose lease this worker still held.
-    public func renewLeases(_ ids: [Int64], worker: String, lease: Duration, on session: PGSession) async throws -> Set<Int64> {
+    func renewLeases(_ ids: [Int64], worker: String, lease: Duration, on session: PGSession) async throws -> Set<Int64> {
         guard !ids.isEmpty else { return [] }
         let result = try await session.query(
             """
@@ -176,7 +176,7 @@ public struct OutboxStore: Sendable {
     /// not counted as an attempt (and an event never called leaves no `first_claimed_at`: nothing
     /// was sent, so FlexCharge's idempotency window has not started). Only rows this worker still
     /// leases are touched.
-    public func release(_ ids: [Int64], worker: String, on session: PGSession, timeout: Duration? = nil) async throws {
+    func release(_ ids: [Int64], worker: String, on session: PGSession, timeout: Duration? = nil) async throws {
         guard !ids.isEmpty else { return }
         try await session.execute(
             """
@@ -201,7 +201,7 @@ public struct OutboxStore: Sendable {
     /// outcome it has (migrations/0010).
     /// The kinds it sends to a lookup first are ``ClaimedEvent/Kind/isLookedUpAfterAmbiguity``'s.
     @discardableResult
-    public func rescueExpiredLeases(maxAttempts: Int, hold: Duration = .zero, on session: PGSession) async throws -> Int {
+    func rescueExpiredLeases(maxAttempts: Int, hold: Duration = .zero, on session: PGSession) async throws -> Int {
         let rows = try await session.query(
             "SELECT flexcharge.rescue_expired_leases($1, make_interval(secs => $2), $3::text[]) AS n",
             [maxAttempts, hold.seconds, Self.lookedUpKinds]).rows
@@ -211,7 +211,7 @@ public struct OutboxStore: Sendable {
 
     /// Queue depth and oldest pending age per lane, for metrics: every lane, 0 when it has nothing
     /// pending (a lane left out would keep its last gauge values, and an alert on them would not clear).
-    public func laneDepths(on session: PGSession) async throws -> [(lane: String, depth: Int, oldestAgeSeconds: Double)] {
+    func laneDepths(on session: PGSession) async throws -> [(lane: String, depth: Int, oldestAgeSeconds: Double)] {
         let result = try await session.query(
             """
             SELECT l.name AS lane_name, coalesce(sum(q.events), 0)::bigint AS depth,

@@ -15,7 +15,7 @@ public struct Backoff: Sendable, Equatable {
 
     /// The longest wait before the retry that follows attempt number `attempt` (1-based), before
     /// jitter and `Retry-After`: `min(cap, base × 2^(attempt-1))`.
-    public func ceiling(afterAttempt attempt: Int) -> Duration {
+    func ceiling(afterAttempt attempt: Int) -> Duration {
         let exponent = min(max(attempt - 1, 0), 30)
         let ceilingMs = min(Double(cap.milliseconds), Double(base.milliseconds) * Double(1 << exponent))
         return .milliseconds(Int64(max(ceilingMs, 0)))
@@ -23,7 +23,7 @@ public struct Backoff: Sendable, Equatable {
 
     /// The wait before the retry that follows attempt number `attempt` (1-based): uniformly random
     /// in `0...ceiling(afterAttempt:)`, and never less than `retryAfter`.
-    public func delay<G: RandomNumberGenerator>(
+    func delay<G: RandomNumberGenerator>(
         afterAttempt attempt: Int, retryAfter: Duration? = nil, using generator: inout G
     ) -> Duration {
         let ceilingMs = ceiling(afterAttempt: attempt).milliseconds
@@ -32,7 +32,7 @@ public struct Backoff: Sendable, Equatable {
         return max(jittered, retryAfter)
     }
 
-    public func delay(afterAttempt attempt: Int, retryAfter: Duration? = nil) -> Duration {
+    func delay(afterAttempt attempt: Int, retryAfter: Duration? = nil) -> Duration {
         var generator = SystemRandomNumberGenerator()
         return delay(afterAttempt: attempt, retryAfter: retryAfter, using: &generator)
     }

@@ -21,7 +21,7 @@ public struct RetryPolicy: Sendable, Equatable {
 
     /// A first send further in the future than this cannot be real (clock skew beyond it): the
     /// window then counts as passed, the safe side (look up, never re-send).
-    public static let clockSkewAllowance: Duration = .seconds(300)
+    static let clockSkewAllowance: Duration = .seconds(300)
 
     public init(backoff: Backoff = Backoff(), maxAttempts: Int = 12, idempotencyWindow: Duration = .seconds(24 * 3600)) {
         self.backoff = backoff
@@ -30,23 +30,23 @@ public struct RetryPolicy: Sendable, Equatable {
     }
 
     /// True when `attempt` (1-based) was the last one allowed: the event is dead.
-    public func isExhausted(afterAttempt attempt: Int) -> Bool { attempt >= maxAttempts }
+    func isExhausted(afterAttempt attempt: Int) -> Bool { attempt >= maxAttempts }
 
     /// The wait before the retry that follows `attempt` (see ``Backoff``).
-    public func delay<G: RandomNumberGenerator>(
+    func delay<G: RandomNumberGenerator>(
         afterAttempt attempt: Int, retryAfter: Duration? = nil, using generator: inout G
     ) -> Duration {
         backoff.delay(afterAttempt: attempt, retryAfter: retryAfter, using: &generator)
     }
 
-    public func delay(afterAttempt attempt: Int, retryAfter: Duration? = nil) -> Duration {
+    func delay(afterAttempt attempt: Int, retryAfter: Duration? = nil) -> Duration {
         backoff.delay(afterAttempt: attempt, retryAfter: retryAfter)
     }
 
     /// True once FlexCharge may have forgotten the key of an event first sent at `firstSentAt`:
     /// sending it again could create a second order. A first send more than
     /// ``clockSkewAllowance`` in the future counts as passed.
-    public func idempotencyWindowHasPassed(firstSentAt: Date, now: Date = Date()) -> Bool {
+    func idempotencyWindowHasPassed(firstSentAt: Date, now: Date = Date()) -> Bool {
         let elapsed = now.timeIntervalSince(firstSentAt)
         return elapsed >= idempotencyWindow.seconds || elapsed < -Self.clockSkewAllowance.seconds
     }
