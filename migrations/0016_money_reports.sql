@@ -71,7 +71,10 @@ COMMENT ON VIEW flexcharge.rescued_orders IS
     'One row per FlexCharge order whose money counts (approved, or captured), with its gross cents.';
 
 CREATE VIEW flexcharge.money_adjustments AS
-WITH refund_events AS (
+WITH ro AS (  -- referenced three times below, computed once
+    SELECT evaluate_id, merchant_id, order_id, order_session_key, environment, is_test, gross_cents
+      FROM flexcharge.rescued_orders
+), refund_events AS (
     SELECT id, merchant_id, environment, order_session_key, amount_cents, completed_at
       FROM flexcharge.outbox
      WHERE kind = 'refund' AND state = 'succeeded' AND order_session_key IS NOT NULL
@@ -97,13 +100,13 @@ SELECT ro.evaluate_id, ro.merchant_id, ro.order_id, ro.order_session_key, ro.env
        NULL::bigint             AS source_outcome_id,
        r.completed_at           AS adjusted_at,
        NULL::text               AS note
-  FROM flexcharge.rescued_orders ro
+  FROM ro
   JOIN refund_events r USING (merchant_id, environment, order_session_key)
 UNION ALL
 SELECT ro.evaluate_id, ro.merchant_id, ro.order_id, ro.order_session_key, ro.environment, ro.is_test,
        'refund', NULL, 'webhook', NULL, w.id, w.received_at,
        'order.refunded without a refund event of ours (refunded in FlexCharge''s portal?): the amount is not known; see the order at FlexCharge'
-  FROM flexcharge.rescued_orders ro
+  FROM ro
   JOIN webhooks w USING (merchant_id, environment, order_session_key)
   LEFT JOIN refund_totals t USING (merchant_id, environment, order_session_key)
  WHERE w.fc_event = 'order.refunded' AND w.nth > coalesce(t.refunds, 0)
@@ -113,7 +116,7 @@ SELECT ro.evaluate_id, ro.merchant_id, ro.order_id, ro.order_session_key, ro.env
        CASE WHEN w.nth = 1 THEN greatest(ro.gross_cents - coalesce(t.refunded_cents, 0), 0) ELSE 0 END::bigint,
        'webhook', NULL, w.id, w.received_at,
        CASE WHEN w.nth > 1 THEN 'already reversed by an earlier cancellation or chargeback of this order' END
-  FROM flexcharge.rescued_orders ro
+  FROM ro
   JOIN webhooks w USING (merchant_id, environment, order_session_key)
   LEFT JOIN refund_totals t USING (merchant_id, environment, order_session_key)
  WHERE w.fc_event <> 'order.refunded';
