@@ -181,9 +181,11 @@ import TestSupport
                                      [try inserted.decode("id", as: Int64.self), "APPROVED"])
             _ = try await worker.query(
                 """
-                SELECT m.merchant_id IS NOT NULL AS known, flexcharge.route($1, $2, $3, $4) AS environment
+                SELECT m.merchant_id IS NOT NULL AS known, flexcharge.route($1, $2, $3, $4, $5) AS environment
                   FROM (SELECT 1) one LEFT JOIN flexcharge.merchants m ON m.merchant_id = $1
-                """, ["m1", "s", "cit", "website"])
+                """, ["m1", "s", "cit", "website", true])
+            // 0002's route() without the test flag, as an operator or a gateway's own tooling may call it.
+            _ = try await worker.query("SELECT flexcharge.route($1, $2, $3, $4)", ["m1", "s", "cit", "website"])
             _ = try await worker.query(
                 "SELECT mid, app_key_sealed, app_secret_sealed, tokenization_key_sealed FROM flexcharge.merchant_credentials WHERE merchant_id = $1",
                 ["m1"])
