@@ -87,6 +87,12 @@ import TestSupport
             #expect(try await h.attempts(id).map { try $0.decode("action", as: String.self) } == ["send", "lookup"])
             #expect(h.sandbox.sandbox.ledger().requests.filter { $0.route == "POST /evaluate" && $0.merchantOrderId == "o3" }.count == 1)
             #expect(h.sandbox.sandbox.ledger().chargeCount(merchantOrderId: "o3") == 1)
+            // An operator's retry looks it up again first: still unresolved, still not sent.
+            #expect(try await OperatorActions(session: h.session, actor: "ops").retry(id) == "lookup")
+            try await h.runWorker { try await h.waitUntilSettled() }
+            #expect(try await h.event(id).decode("state", as: String.self) == "dead")
+            #expect(try await h.attempts(id).map { try $0.decode("action", as: String.self) } == ["send", "lookup", "operator_retry", "lookup"])
+            #expect(h.sandbox.sandbox.ledger().requests.filter { $0.route == "POST /evaluate" && $0.merchantOrderId == "o3" }.count == 1)
             // The neighbours were answered directly and are untouched by it.
             for neighbour in neighbours { #expect(try await h.event(neighbour).decode("state", as: String.self) == "succeeded") }
         }
