@@ -135,9 +135,8 @@ public final class FlexChargeClient: Sendable {
 
     /// `POST /orders/{id}/refund`; `amountCents` is sent as exact decimal dollars (`1234` → `12.34`).
     public func refund(orderId: String, amountCents: Int, message: String? = nil, credentials: MerchantCredentials) async throws -> FlexChargeResponse<RefundResponse> {
-        var json = "{\"amountToRefund\":\(DollarAmount.jsonNumber(cents: amountCents))"
-        if let message { json += ",\"refundMessage\":" + String(decoding: Self.encode(message), as: UTF8.self) }
-        return try await refund(orderId: orderId, body: Array((json + "}").utf8), credentials: credentials)
+        try await refund(orderId: orderId, body: Self.encode(RefundRequest(amountCents: amountCents, message: message)),
+                         credentials: credentials)
     }
 
     /// `POST /orders/{id}/refund` with a raw JSON object body (sent unchanged; `amountToRefund` in dollars).
