@@ -33,4 +33,35 @@ import TestSupport
             #expect(productionOrders == ["live-1"])
         }
     }
+
+    /// A held sandbox breaker holds the merchant's test events (given back, no attempt, nothing
+    /// sent) while its live production traffic flows.
+    @Test func aHeldSandboxBreakerHoldsTestEventsWhileLiveTrafficFlows() async throws {
+        try await WorkerHarness.with(productionSandbox: true) { h in
+            try await h.enrol("m1", citWebsite: .production, citCallCenter: .off, mit: .off)
+            try await h.session.execute(
+                """
+                INSERT INTO flexcharge.circuit_breakers (merchant_id, environment, state, failures, trips, opened_at, retry_at)
+                VALUES ('m1', 'sandbox', 'open', 5, 1, now(), now() + interval '1 hour')
+                """)
+            try await h.runWorker {
+                let live = try await h.insert("evaluate", order: "live-1", payload: h.approvedCITEvaluate(order: "live-1"))
+                try await h.waitUntil("SELECT state IN ('succeeded', 'awaiting_outcome') FROM flexcharge.outbox WHERE id = $1", [live])
+                let test = try await h.session.query(
+                    """
+                    INSERT INTO flexcharge.outbox (kind, merchant_id, order_id, channel, origin, site_url, payload, is_test)
+                    VALUES ('evaluate', 'm1', 'test-1', 'cit', 'website', 'https://shop.example', $1::jsonb, true) RETURNING id
+                    """, [PGJSON(text: h.approvedCITEvaluate(order: "test-1"))]).first!.decode("id", as: Int64.self)
+                let later = try await h.insert("evaluate", order: "live-2", payload: h.approvedCITEvaluate(order: "live-2"))
+                try await h.waitUntil("SELECT state IN ('succeeded', 'awaiting_outcome') FROM flexcharge.outbox WHERE id = $1", [later])
+                // Claimed (its merchant's production is not held) and given back by the breaker.
+                try await h.waitUntil(
+                    "SELECT state = 'pending' AND attempts = 0 AND last_error_class = 'breaker' FROM flexcharge.outbox WHERE id = $1",
+                    [test])
+                #expect(try await h.attempts(test).isEmpty)
+            }
+            #expect(h.sandbox.sandbox.ledger().requests.compactMap(\.merchantOrderId).isEmpty)
+            #expect(Set(h.production!.sandbox.ledger().requests.compactMap(\.merchantOrderId)) == ["live-1", "live-2"])
+        }
+    }
 }
