@@ -22,7 +22,9 @@ final class HeldEvents: Sendable {
         /// One queue per claim lane, indexed by its raw value, most urgent first.
         var queues: [[ClaimedEvent]] = State.emptyQueues
         static var emptyQueues: [[ClaimedEvent]] { Array(repeating: [], count: Lane.allCases.count) }
-        var idleSlots: [(citOnly: Bool, slot: CheckedContinuation<ClaimedEvent?, Never>)] = []
+        var idleSlots: [(ticket: UInt64, citOnly: Bool, slot: CheckedContinuation<ClaimedEvent?, Never>)] = []
+        /// Numbers the waits of idle slots, so a cancelled one finds its own.
+        var tickets: UInt64 = 0
         var heldOthers = 0
         var closed = false
 
@@ -79,17 +81,29 @@ final class HeldEvents: Sendable {
 
     /// A free slot's next event: the oldest of the first lane with queued events (a slot kept for
     /// CIT takes the CIT lane only); waits for the next claim when nothing fits. `nil` once the worker
-    /// is draining.
+    /// is draining, or at once when the waiting slot's task is cancelled.
     func next(citOnly: Bool) async -> ClaimedEvent? {
         if let event = state.withLock({ $0.dequeue(citOnly: citOnly) }) { return event }
-        return await withCheckedContinuation { slot in
-            let ready: ClaimedEvent?? = state.withLock { state in
-                if let event = state.dequeue(citOnly: citOnly) { return .some(event) }
-                if state.closed { return .some(nil) }
-                state.idleSlots.append((citOnly, slot))
-                return nil
+        let ticket = state.withLock { state in
+            state.tickets &+= 1
+            return state.tickets
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { slot in
+                let ready: ClaimedEvent?? = state.withLock { state in
+                    if let event = state.dequeue(citOnly: citOnly) { return .some(event) }
+                    // Checked under the lock: a cancellation after this finds the slot below.
+                    if state.closed || Task.isCancelled { return .some(nil) }
+                    state.idleSlots.append((ticket, citOnly, slot))
+                    return nil
+                }
+                if let ready { slot.resume(returning: ready) }
             }
-            if let ready { slot.resume(returning: ready) }
+        } onCancel: {
+            let slot = state.withLock { state in
+                state.idleSlots.firstIndex { $0.ticket == ticket }.map { state.idleSlots.remove(at: $0).slot }
+            }
+            slot?.resume(returning: nil)
         }
     }
 
