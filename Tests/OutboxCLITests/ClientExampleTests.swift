@@ -175,7 +175,7 @@ struct ExampleWorld: Sendable {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             try #require(process.isRunning, "flexcharge-sandbox exited: \(process.stderr)")
-            if let fd = connectLoopback(port) {
+            if let fd = LoopbackHTTP.connect(port) {
                 close(fd)
                 return
             }
@@ -184,44 +184,14 @@ struct ExampleWorld: Sendable {
         throw TestSupportError("flexcharge-sandbox did not listen on port \(port) within 60 s")
     }
 
-    /// A TCP connection to 127.0.0.1:`port`, or nil when nothing listens.
-    private static func connectLoopback(_ port: Int) -> Int32? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        if connected == 0 { return fd }
-        close(fd)
-        return nil
-    }
-
-    /// GET /metrics of the worker (`Connection: close`: the server closes the connection after the
-    /// answer; reads give up after 10 s). The answer once the queue gauges are there (the worker
-    /// publishes them when it starts, then every 10 s).
+    /// GET /metrics of the worker, once the queue gauges are there (the worker publishes them when it
+    /// starts, then every 10 s).
     func scrapeWorkerMetrics() async throws -> String {
         let deadline = ContinuousClock.now + .seconds(60)
         var body = ""
         while ContinuousClock.now < deadline {
-            if let fd = Self.connectLoopback(metricsPort) {
-                var timeout = timeval(tv_sec: 10, tv_usec: 0)
-                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-                let request = Array("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
-                _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-                var answer: [UInt8] = []
-                var buffer = [UInt8](repeating: 0, count: 65_536)
-                while true {
-                    let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-                    if count <= 0 { break }
-                    answer += buffer[0..<count]
-                }
-                close(fd)
-                body = String(decoding: answer, as: UTF8.self)
-                if body.contains("flexcharge_outbox_queue_depth") { return body }
-            }
+            body = LoopbackHTTP.request("GET", "/metrics", port: metricsPort)?.body ?? ""
+            if body.contains("flexcharge_outbox_queue_depth") { return body }
             try await Task.sleep(for: .milliseconds(500))
         }
         return body
