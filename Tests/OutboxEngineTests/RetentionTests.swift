@@ -117,6 +117,35 @@ import TestSupport
         }
     }
 
+    @Test func theWorkersServicePrunesOnItsIntervalAndStopsWhenCancelled() async throws {
+        try await TestDatabase.with { db in
+            let owner = db.session()
+            let old = try await Self.insertEvent(order: "old", kind: "transmit", on: owner)
+            let young = try await Self.insertEvent(order: "young", kind: "transmit", on: owner)
+            try await owner.execute(
+                """
+                UPDATE flexcharge.outbox SET state = 'succeeded',
+                       created_at = CASE WHEN id = $1 THEN now() - interval '41 days' ELSE now() END,
+                       updated_at = CASE WHEN id = $1 THEN now() - interval '40 days' ELSE now() END
+                """, [old])
+            let service = RetentionService(
+                policy: RetentionPolicy(), interval: .milliseconds(200),
+                database: PGConfiguration(url: Self.url(db.url, role: "flexcharge_worker")))
+            let running = Task { try await service.run() }
+            var remaining: [Int64] = []
+            for _ in 0..<150 {
+                remaining = try await owner.query("SELECT id FROM flexcharge.outbox ORDER BY id").rows.map { try $0.decode("id") }
+                if remaining == [young] { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(remaining == [young])
+            running.cancel()
+            let stopped = Task { try? await running.value }
+            #expect(await result(of: stopped, within: .seconds(20)) != nil)
+            await owner.close()
+        }
+    }
+
     /// A month of traffic, one simulated day at a time. Time moves forward the way the pruner sees
     /// it: day d of N happens N - d days ago (rows dated so by the owner), and the pass at the end
     /// of day d asks for each retention plus those N - d days, which is what a pass on that day
