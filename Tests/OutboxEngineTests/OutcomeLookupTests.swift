@@ -63,6 +63,37 @@ import TestSupport
         }
     }
 
+    /// A succeeded capture of a CAPTUREREQUIRED order counts as approved money at once (its cents),
+    /// while the evaluate still awaits its outcome; the lookup that then finds the order COMPLETED
+    /// makes the evaluate APPROVED, and the money still counts once.
+    @Test func aCapturedOrderCountsAsApprovedMoneyBeforeAndAfterItsLookup() async throws {
+        try await WorkerHarness.with { h in
+            try await h.enrol("m1")
+            let evaluate = try await h.insert("evaluate", order: "cap-1", payload: h.captureRequiredEvaluate(order: "cap-1", amount: 2500))
+            let capture = try await h.insert("capture", order: "cap-1", payload: #"{"amountCents": 2500}"#)
+            func report() async throws -> [Int64] {
+                let row = try await h.session.query(
+                    "SELECT approved, approved_cents, net_cents, pending FROM flexcharge.daily_report WHERE merchant_id = 'm1'").first!
+                return try ["approved", "approved_cents", "net_cents", "pending"].map { try row.decode($0, as: Int64.self) }
+            }
+            // Default polling (first lookup after 60 s): nothing looks the order up during this run.
+            try await h.runWorker { try await h.waitUntil("SELECT state = 'succeeded' FROM flexcharge.outbox WHERE id = $1", [capture]) }
+            #expect(try await Self.decisionAndState(h, evaluate) == "CAPTUREREQUIRED awaiting_outcome")
+            #expect(try await report() == [1, 2500, 2500, 1])
+            try await h.runWorker(Self.fastPolling(h)) {
+                try await h.waitUntil("SELECT state = 'succeeded' FROM flexcharge.outbox WHERE id = $1", [evaluate])
+            }
+            #expect(try await Self.decisionAndState(h, evaluate) == "APPROVED succeeded")
+            #expect(try await report() == [1, 2500, 2500, 0])
+            #expect(h.sandbox.sandbox.ledger().chargeCount(merchantOrderId: "cap-1") == 1)
+        }
+    }
+
+    static func decisionAndState(_ h: WorkerHarness, _ id: Int64) async throws -> String {
+        let row = try await h.event(id)
+        return "\(try row.decode("decision", as: String?.self) ?? "-") \(try row.decode("state", as: String.self))"
+    }
+
     @Test func anOrderThatExpiresIsRecordedAsExpired() async throws {
         try await WorkerHarness.with(configure: { $0.managedMITOutcome = .expire }) { h in
             try await h.enrol("m1")
