@@ -23,12 +23,18 @@ import TestSupport
         return !(stat.split(separator: ")").last?.trimmingCharacters(in: .whitespaces).hasPrefix("Z") ?? false)
     }
 
-    static func eventuallyGone(_ pid: pid_t, argument: String) async -> Bool {
+    /// Polls `condition` for up to 10 s.
+    static func eventually(_ condition: () -> Bool) async -> Bool {
         for _ in 0..<200 {
-            if !isAlive(pid, argument: argument) { return true }
+            if condition() { return true }
             try? await Task.sleep(for: .milliseconds(50))
         }
         return false
+    }
+
+    /// Waits until the child runs `sleep` (between spawn and exec its command line is not yet ours).
+    static func started(_ pid: pid_t, argument: String) async -> Bool {
+        await eventually { isAlive(pid, argument: argument) }
     }
 
     @Test func aChildOfATestThatThrowsIsKilledWhenItsHandleIsReleased() async throws {
@@ -38,12 +44,12 @@ import TestSupport
         func failingTest() async throws {
             let child = try ChildProcess(executable, arguments)
             pid = child.pid
-            #expect(Self.isAlive(pid, argument: arguments[0]))
+            try #require(await Self.started(pid, argument: arguments[0]))
             throw TestFailed()
         }
         await #expect(throws: TestFailed.self) { try await failingTest() }
         #expect(pid > 0)
-        #expect(await Self.eventuallyGone(pid, argument: arguments[0]), "the child of a failed test is still running")
+        #expect(await Self.eventually { !Self.isAlive(pid, argument: arguments[0]) }, "the child of a failed test is still running")
     }
 
     @Test func withChildProcessKillsAndReapsTheChildWhenItsBodyThrows() async throws {
@@ -52,7 +58,7 @@ import TestSupport
         await #expect(throws: TestFailed.self) {
             try await withChildProcess(executable, arguments) { child in
                 spawned = child
-                #expect(child.isRunning)
+                try #require(await Self.started(child.pid, argument: arguments[0]))
                 throw TestFailed()
             }
         }
