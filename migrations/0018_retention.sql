@@ -143,104 +143,58 @@ END;
 $$;
 
 -- ---------------------------------------------------------------------------------------------
--- attempts (the ledger)
+-- attempts (the ledger), outcome_events that match no event, merchant_audit: one walker, with each
+-- table's rule here (the table name only picks one of these three; it never reaches the SQL text
+-- otherwise):
+--   attempts        finished_at older than the retention (at least 1 day), and its event is gone
+--   outcome_events  last_delivery_at older than the retention (at least 1 day), and event_id NULL
+--   merchant_audit  at older than the retention (at least 365 days)
 
-CREATE FUNCTION flexcharge.prune_attempts(
-    p_after_id  bigint,     -- continue after this attempt id (0 to start a pass)
-    p_scan      integer,    -- ledger rows looked at in this call (1 to 5000)
-    p_retention interval    -- calls older than this whose event is gone (at least 1 day)
-) RETURNS TABLE (deleted integer, next_after_id bigint)
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_cutoff timestamptz := now() - greatest(p_retention, interval '1 day');
-    v_last   bigint;
-    v_oldest timestamptz;
-BEGIN
-    IF p_scan IS NULL OR p_scan NOT BETWEEN 1 AND 5000 THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'prune_attempts: p_scan must be 1 to 5000';
-    END IF;
-    SELECT max(w.id), min(w.finished_at) INTO v_last, v_oldest
-      FROM (SELECT a.id, a.finished_at FROM flexcharge.attempts a
-             WHERE a.id > coalesce(p_after_id, 0) ORDER BY a.id LIMIT p_scan) w;
-    IF v_last IS NULL OR v_oldest >= v_cutoff THEN
-        deleted := 0; next_after_id := NULL;
-        RETURN NEXT;
-        RETURN;
-    END IF;
-    DELETE FROM flexcharge.attempts a
-     WHERE a.id > coalesce(p_after_id, 0) AND a.id <= v_last
-       AND a.finished_at < v_cutoff
-       AND NOT EXISTS (SELECT 1 FROM flexcharge.outbox o WHERE o.id = a.event_id);
-    GET DIAGNOSTICS deleted = ROW_COUNT;
-    next_after_id := v_last;
-    RETURN NEXT;
-END;
-$$;
-
--- ---------------------------------------------------------------------------------------------
--- outcome_events that match no event, merchant_audit
-
-CREATE FUNCTION flexcharge.prune_unmatched_outcomes(
-    p_after_id  bigint,     -- continue after this outcome_events id (0 to start a pass)
+CREATE FUNCTION flexcharge.prune_history(
+    p_table     text,       -- 'attempts', 'outcome_events' or 'merchant_audit'
+    p_after_id  bigint,     -- continue after this id (0 to start a pass)
     p_scan      integer,    -- rows looked at in this call (1 to 5000)
-    p_retention interval    -- received longer ago than this (at least 1 day)
+    p_retention interval
 ) RETURNS TABLE (deleted integer, next_after_id bigint)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_cutoff timestamptz := now() - greatest(p_retention, interval '1 day');
+    v_time   text;
+    v_floor  interval;
+    v_rule   text;
+    v_cutoff timestamptz;
     v_last   bigint;
     v_oldest timestamptz;
 BEGIN
+    CASE p_table
+        WHEN 'attempts' THEN
+            v_time := 'finished_at'; v_floor := interval '1 day';
+            v_rule := 'AND NOT EXISTS (SELECT 1 FROM flexcharge.outbox o WHERE o.id = t.event_id)';
+        WHEN 'outcome_events' THEN
+            v_time := 'last_delivery_at'; v_floor := interval '1 day'; v_rule := 'AND t.event_id IS NULL';
+        WHEN 'merchant_audit' THEN
+            v_time := 'at'; v_floor := interval '365 days'; v_rule := '';
+        ELSE
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'prune_history: p_table must be attempts, outcome_events or merchant_audit';
+    END CASE;
     IF p_scan IS NULL OR p_scan NOT BETWEEN 1 AND 5000 THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'prune_unmatched_outcomes: p_scan must be 1 to 5000';
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'prune_history: p_scan must be 1 to 5000';
     END IF;
-    SELECT max(w.id), min(w.received_at) INTO v_last, v_oldest
-      FROM (SELECT oe.id, oe.received_at FROM flexcharge.outcome_events oe
-             WHERE oe.id > coalesce(p_after_id, 0) ORDER BY oe.id LIMIT p_scan) w;
+    v_cutoff := now() - greatest(p_retention, v_floor);
+    -- The window: the next p_scan rows by id (a primary-key range).
+    EXECUTE format('SELECT max(w.id), min(w.at) FROM (SELECT t.id, t.%1$I AS at FROM flexcharge.%2$I t
+                     WHERE t.id > $1 ORDER BY t.id LIMIT $2) w', v_time, p_table)
+       INTO v_last, v_oldest USING coalesce(p_after_id, 0), p_scan;
     IF v_last IS NULL OR v_oldest >= v_cutoff THEN
-        deleted := 0; next_after_id := NULL;
+        deleted := 0; next_after_id := NULL;   -- the end, or only rows too young
         RETURN NEXT;
         RETURN;
     END IF;
-    DELETE FROM flexcharge.outcome_events oe
-     WHERE oe.id > coalesce(p_after_id, 0) AND oe.id <= v_last
-       AND oe.event_id IS NULL AND oe.last_delivery_at < v_cutoff;
-    GET DIAGNOSTICS deleted = ROW_COUNT;
-    next_after_id := v_last;
-    RETURN NEXT;
-END;
-$$;
-
-CREATE FUNCTION flexcharge.prune_merchant_audit(
-    p_after_id  bigint,     -- continue after this merchant_audit id (0 to start a pass)
-    p_scan      integer,    -- rows looked at in this call (1 to 5000)
-    p_retention interval    -- changes older than this (at least 365 days)
-) RETURNS TABLE (deleted integer, next_after_id bigint)
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_cutoff timestamptz := now() - greatest(p_retention, interval '365 days');
-    v_last   bigint;
-    v_oldest timestamptz;
-BEGIN
-    IF p_scan IS NULL OR p_scan NOT BETWEEN 1 AND 5000 THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'prune_merchant_audit: p_scan must be 1 to 5000';
-    END IF;
-    SELECT max(w.id), min(w.at) INTO v_last, v_oldest
-      FROM (SELECT m.id, m.at FROM flexcharge.merchant_audit m
-             WHERE m.id > coalesce(p_after_id, 0) ORDER BY m.id LIMIT p_scan) w;
-    IF v_last IS NULL OR v_oldest >= v_cutoff THEN
-        deleted := 0; next_after_id := NULL;
-        RETURN NEXT;
-        RETURN;
-    END IF;
-    DELETE FROM flexcharge.merchant_audit m
-     WHERE m.id > coalesce(p_after_id, 0) AND m.id <= v_last AND m.at < v_cutoff;
+    EXECUTE format('DELETE FROM flexcharge.%2$I t WHERE t.id > $1 AND t.id <= $2 AND t.%1$I < $3 %3$s',
+                   v_time, p_table, v_rule)
+       USING coalesce(p_after_id, 0), v_last, v_cutoff;
     GET DIAGNOSTICS deleted = ROW_COUNT;
     next_after_id := v_last;
     RETURN NEXT;
@@ -279,15 +233,11 @@ $$;
 REVOKE ALL ON FUNCTION
     flexcharge.is_final_state(text),
     flexcharge.prune_outbox(bigint, integer, interval, interval, interval),
-    flexcharge.prune_attempts(bigint, integer, interval),
-    flexcharge.prune_unmatched_outcomes(bigint, integer, interval),
-    flexcharge.prune_merchant_audit(bigint, integer, interval),
+    flexcharge.prune_history(text, bigint, integer, interval),
     flexcharge.prune_webhook_nonces(integer, interval)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     flexcharge.prune_outbox(bigint, integer, interval, interval, interval),
-    flexcharge.prune_attempts(bigint, integer, interval),
-    flexcharge.prune_unmatched_outcomes(bigint, integer, interval),
-    flexcharge.prune_merchant_audit(bigint, integer, interval),
+    flexcharge.prune_history(text, bigint, integer, interval),
     flexcharge.prune_webhook_nonces(integer, interval)
     TO flexcharge_worker;

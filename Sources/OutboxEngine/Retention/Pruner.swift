@@ -79,9 +79,9 @@ public struct Pruner: Sendable {
             report.outcomeEvents += try row.decode("outcomes", as: Int.self)
             after = try row.decode("next_after_id", as: Int64?.self)
         }
-        report.attempts = try await walk("prune_attempts", policy.attempts, batch, on: session)
-        report.outcomeEvents += try await walk("prune_unmatched_outcomes", policy.failed, batch, on: session)
-        report.merchantAudit = try await walk("prune_merchant_audit", policy.audit, batch, on: session)
+        report.attempts = try await walk("attempts", policy.attempts, batch, on: session)
+        report.outcomeEvents += try await walk("outcome_events", policy.failed, batch, on: session)
+        report.merchantAudit = try await walk("merchant_audit", policy.audit, batch, on: session)
         while !Task.isCancelled {
             let deleted: Int = try await session.query(
                 "SELECT flexcharge.prune_webhook_nonces($1, make_interval(secs => $2)) AS deleted",
@@ -96,15 +96,14 @@ public struct Pruner: Sendable {
         return report
     }
 
-    /// Walks one table by id with one of 0018's `(after, scan, retention) -> (deleted, next)` functions.
-    private func walk(_ function: String, _ retention: Duration, _ batch: Int, on session: PGSession) async throws -> Int {
+    /// Walks one table by id with 0018's `prune_history` (which holds each table's rule).
+    private func walk(_ table: String, _ retention: Duration, _ batch: Int, on session: PGSession) async throws -> Int {
         var deleted = 0
         var after: Int64? = 0
         while let from = after, !Task.isCancelled {
-            // `function` is one of the fixed names above, never input.
             let row = try await session.query(
-                "SELECT deleted, next_after_id FROM flexcharge.\(function)($1, $2, make_interval(secs => $3))",
-                [from, batch, retention.seconds]).first!
+                "SELECT deleted, next_after_id FROM flexcharge.prune_history($1, $2, $3, make_interval(secs => $4))",
+                [table, from, batch, retention.seconds]).first!
             deleted += try row.decode("deleted", as: Int.self)
             after = try row.decode("next_after_id", as: Int64?.self)
         }
