@@ -1,3 +1,4 @@
+import FlexChargeAPI
 import FlexChargeSandbox
 import Foundation
 import LibPQ
@@ -62,6 +63,28 @@ import TestSupport
             }
             #expect(h.sandbox.sandbox.ledger().requests.compactMap(\.merchantOrderId).isEmpty)
             #expect(Set(h.production!.sandbox.ledger().requests.compactMap(\.merchantOrderId)) == ["live-1", "live-2"])
+        }
+    }
+
+    /// The tokenizer routes like the event it is for: a test order's card is vaulted with the
+    /// merchant's sandbox key, a live order's where the switch says.
+    @Test func aTestOrdersCardIsTokenizedInTheSandbox() async throws {
+        try await WorkerHarness.with(productionSandbox: true) { h in
+            try await h.enrol("m1", citWebsite: .production, citCallCenter: .off, mit: .off)
+            let sandboxClient = FlexChargeClient(environment: h.sandbox.environment, logger: WorkerHarness.silent)
+            let productionClient = FlexChargeClient(environment: h.production!.environment, logger: WorkerHarness.silent)
+            defer { Task { try? await sandboxClient.shutdown(); try? await productionClient.shutdown() } }
+            let tokenizer = CardTokenizer(session: h.session, sealer: try CredentialSealer(keyBytes: WorkerHarness.keyBytes),
+                                          clients: ["sandbox": sandboxClient, "production": productionClient], logger: WorkerHarness.silent)
+            let card = CardToTokenize(firstName: "Joe", lastName: "Jones", number: "4242424242424242", month: "03", year: "2030")
+            func tokenize(origin: String, isTest: Bool) async throws -> String {
+                try await tokenizer.tokenize(card, merchantID: "m1", channel: "cit", origin: origin, site: "https://shop.example",
+                                             isTest: isTest).environment
+            }
+            #expect(try await tokenize(origin: "website", isTest: false) == "production")
+            #expect(try await tokenize(origin: "website", isTest: true) == "sandbox")
+            #expect(try await tokenize(origin: "call_center", isTest: true) == "sandbox")  // its live channel is off
+            await #expect(throws: TokenizeError.self) { try await tokenize(origin: "call_center", isTest: false) }
         }
     }
 }
