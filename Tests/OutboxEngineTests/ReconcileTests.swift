@@ -49,8 +49,8 @@ import TestSupport
     }
 
     /// For every FlexCharge order status, orders recorded correctly (no difference) beside one recorded
-    /// wrongly (a difference): reconcile lists exactly the wrong ones, the order whose amount differs
-    /// and the order we never evaluated, and nothing else.
+    /// wrongly (a difference): reconcile lists exactly the wrong ones, the order whose amount differs,
+    /// the refund FlexCharge never applied and the order we never evaluated, and nothing else.
     @Test func reconcileFindsExactlyThePlantedDifferencesForEveryStatus() async throws {
         // (FlexCharge status code, our decision, a difference?)
         let plants: [(status: Int, ours: String, differs: Bool)] = [
@@ -66,8 +66,10 @@ import TestSupport
         let names = ["DRAFT", "ONHOLD", "CANCELLED", "PROBLEM", "PROCESSING", "CAPTUREREQUIRED", "RETURNED", "COMPLETED"]
         try await WorkerHarness.with { h in
             try await h.enrol("m1")
-            let orders = plants.indices.map { "p-\($0)" } + ["cancelled-after-approval", "amount-differs"]
+            let orders = plants.indices.map { "p-\($0)" } + ["cancelled-after-approval", "amount-differs", "refunded", "refund-unknown"]
             for order in orders { try await h.insert("evaluate", order: order, payload: h.approvedCITEvaluate(order: order)) }
+            // A refund FlexCharge applied and we recorded: no difference.
+            try await h.insert("refund", order: "refunded", payload: #"{"amountCents": 500}"#)
             try await h.runWorker { try await h.waitUntilSettled() }
             try await h.session.execute("DELETE FROM flexcharge.merchant_credentials WHERE environment = 'production'")
             func key(_ order: String) async throws -> String {
@@ -93,6 +95,13 @@ import TestSupport
             let amount = try await key("amount-differs")
             h.sandbox.sandbox.plantOrder(SandboxOrderPlant(id: amount, amountCents: 1501))
             expected[amount] = "amount: ours 1500 cents, FlexCharge 1501 cents"
+            // A refund we recorded as succeeded that FlexCharge never applied.
+            let unknownRefund = try await key("refund-unknown")
+            let refund = try await h.insert("refund", order: "refund-unknown", payload: #"{"amountCents": 300}"#)
+            try await h.session.execute(
+                "UPDATE flexcharge.outbox SET state = 'succeeded', environment = 'sandbox', order_session_key = $2 WHERE id = $1",
+                [refund, unknownRefund])
+            expected[unknownRefund] = "refunded: ours 300 cents, FlexCharge 0 cents"
             let ghost = h.sandbox.sandbox.plantOrder(SandboxOrderPlant(
                 mid: WorkerHarness.sandboxMerchant.mid, merchantOrderId: "ghost-1", amountCents: 4200, status: 7))
             expected[ghost] = "at FlexCharge (COMPLETED), no evaluate of ours"

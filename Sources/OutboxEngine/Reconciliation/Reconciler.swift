@@ -3,7 +3,9 @@ import Foundation
 import LibPQ
 
 /// Compares what we recorded for a merchant's evaluates of one UTC day with the orders FlexCharge
-/// lists for that day (`GET /orders`, paged), and lists every difference.
+/// lists for that day (`GET /orders`, paged), and lists every difference: an order only one side
+/// knows, a decision that disagrees with FlexCharge's status (``Decision``), an amount, or the cents
+/// refunded (our succeeded refund events against the order's `refundedAmount`, when FlexCharge gives it).
 public struct Reconciler: Sendable {
     /// One disagreement between our records and FlexCharge.
     public struct Difference: Sendable, Codable, Equatable {
@@ -36,7 +38,10 @@ public struct Reconciler: Sendable {
                 SELECT o.order_session_key, o.order_id, o.decision, o.amount_cents, o.payload ->> 'expiryDateUtc' AS expiry,
                        EXISTS (SELECT 1 FROM flexcharge.money_adjustments a
                                 WHERE a.merchant_id = o.merchant_id AND a.environment = o.environment
-                                  AND a.order_session_key = o.order_session_key AND a.kind = 'cancellation') AS cancelled_after_approval
+                                  AND a.order_session_key = o.order_session_key AND a.kind = 'cancellation') AS cancelled_after_approval,
+                       (SELECT coalesce(sum(r.amount_cents), 0)::bigint FROM flexcharge.outbox r
+                         WHERE r.merchant_id = o.merchant_id AND r.environment = o.environment AND r.kind = 'refund'
+                           AND r.state = 'succeeded' AND r.order_session_key = o.order_session_key) AS refunded_cents
                   FROM flexcharge.outbox o
                  WHERE o.merchant_id = $1 AND o.environment = $2 AND o.kind = 'evaluate' AND o.order_session_key IS NOT NULL
                    AND o.created_at >= $3 AND o.created_at < $3 + interval '1 day'
@@ -63,6 +68,12 @@ public struct Reconciler: Sendable {
                 if let amount = order.amount, let ourAmount, Int64(amount) != ourAmount {
                     differences.append(Difference(environment: environmentName, orderSessionKey: key, merchantOrderID: orderID,
                                                   problem: "amount: ours \(ourAmount) cents, FlexCharge \(amount) cents"))
+                }
+                // Money that went back: our succeeded refund events against FlexCharge's refunded amount.
+                let ourRefunds: Int64 = try record.decode("refunded_cents")
+                if let refunded = order.refundedAmount, Int64(refunded) != ourRefunds {
+                    differences.append(Difference(environment: environmentName, orderSessionKey: key, merchantOrderID: orderID,
+                                                  problem: "refunded: ours \(ourRefunds) cents, FlexCharge \(refunded) cents"))
                 }
             }
             for (key, order) in theirs.sorted(by: { $0.key < $1.key }) where !ourKeys.contains(key) {
