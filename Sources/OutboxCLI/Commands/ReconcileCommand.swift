@@ -10,7 +10,9 @@ struct ReconcileCommand: AsyncParsableCommand {
         abstract: "Compare a merchant's evaluates of one day with FlexCharge's orders and list every difference.",
         discussion: """
             Reads FlexCharge's orders of that UTC day (GET /orders, paged) in every environment the \
-            merchant has credentials for. Exits 0 when both agree and 3 when they differ.
+            merchant has credentials for, and compares each with our evaluate: known to both, \
+            decision (as a lookup of the order would leave it: docs/outcomes.md), amount, cents \
+            refunded. Exits 0 when both agree and 3 when they differ.
 
             Example:
               flexcharge-outbox reconcile --merchant shoes-r-us --day 2026-11-25
