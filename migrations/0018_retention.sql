@@ -38,8 +38,9 @@
 -- machine task that runs with the workers (or as `prune` with a worker login, like `reconcile`),
 -- and an operator who may flip merchant switches needs no power to erase history.
 --
--- Each function returns how many rows it deleted and the id to continue after (NULL when the
--- walk reached rows too young to delete, or the end).
+-- prune_outbox and prune_history return how many rows they deleted and the id to continue after
+-- (NULL when the walk reached rows too young to delete, or the end); prune_webhook_nonces returns
+-- how many it deleted (fewer than asked: done).
 
 -- The report reads one UTC day range of created_at; the BRIN index cannot serve that expression,
 -- this one can (timezone(text, timestamptz) and the date cast are immutable).
