@@ -12,9 +12,9 @@ import Foundation
 /// conninfo or a `PG*` variable sets the parameter itself: what the user wrote always wins.
 public struct PGConfiguration: Sendable {
     /// The conninfo string or URI; empty means "libpq defaults and PG* variables".
-    public var conninfo: String
+    var conninfo: String
     /// Shown in `pg_stat_activity.application_name`.
-    public var applicationName: String
+    var applicationName: String
     /// The server-side `statement_timeout` of every session (nil: none), set when the session
     /// connects unless the user set `statement_timeout` (URL `options=-c statement_timeout=...`,
     /// `PGOPTIONS`, `ALTER ROLE/DATABASE ... SET`). A statement whose answer is overdue by
@@ -28,7 +28,7 @@ public struct PGConfiguration: Sendable {
 
     /// How long the client waits past a statement's deadline (or its task's cancellation) for the
     /// server to answer a cancel request before it closes the connection.
-    public static let cancelGrace: Duration = .seconds(2)
+    static let cancelGrace: Duration = .seconds(2)
 
     /// The one home of the connection defaults: libpq parameters applied to every connection unless
     /// the user's conninfo/URL or the parameter's `PG*` environment variable sets them. With them a
@@ -44,7 +44,7 @@ public struct PGConfiguration: Sendable {
     /// A server whose processes are stopped while its host stays up (SIGSTOP, a hung backend) still
     /// acknowledges TCP: only the client-side statement deadline and the worker's readiness probe
     /// notice that.
-    public static let connectionDefaults: [(keyword: String, value: String)] = [
+    static let connectionDefaults: [(keyword: String, value: String)] = [
         ("connect_timeout", "5"),
         ("keepalives", "1"),
         ("keepalives_idle", "5"),

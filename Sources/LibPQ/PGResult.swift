@@ -8,7 +8,7 @@ public struct PGResult: Sendable {
     /// The rows, each with one text value (or `nil` for NULL) per column.
     public let rows: [PGRow]
     /// The number of rows the command touched (INSERT/UPDATE/DELETE), or 0.
-    public let affectedRows: Int
+    let affectedRows: Int
 
     init(copying result: OpaquePointer) {
         let columnCount = Int(PQnfields(result))

@@ -1,5 +1,5 @@
 import Foundation
-import LibPQ
+@testable import LibPQ
 import Testing
 import TestSupport
 

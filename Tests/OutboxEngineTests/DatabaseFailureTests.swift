@@ -2,7 +2,7 @@ import AsyncHTTPClient
 import FlexChargeAPI
 import FlexChargeSandbox
 import Foundation
-import LibPQ
+@testable import LibPQ
 import Logging
 import NIOCore
 import NIOHTTP1

@@ -1,7 +1,7 @@
 import FlexChargeAPI
 import FlexChargeSandbox
 import Foundation
-import LibPQ
+@testable import LibPQ
 import Logging
 import NIOCore
 import NIOPosix

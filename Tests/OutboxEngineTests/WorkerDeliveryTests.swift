@@ -1,6 +1,6 @@
 import FlexChargeSandbox
 import Foundation
-import LibPQ
+@testable import LibPQ
 @testable import OutboxEngine
 import Testing
 import TestSupport

@@ -5,7 +5,7 @@ import Foundation
 /// libpq is blocking and a `PGconn` must be used by one thread at a time. An actor whose
 /// executor is one of these runs all of its methods on the same thread, so blocking libpq calls
 /// never occupy Swift concurrency's cooperative threads (there are as many of those as cores).
-public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable {
+final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable {
     // @unchecked: all mutable state is guarded by `condition`.
     private let condition = NSCondition()
     private var jobs: [UnownedJob] = []
@@ -14,7 +14,7 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
     private let name: String
 
     /// Starts the thread. `name` shows up in debuggers and `top -H`.
-    public init(name: String) {
+    init(name: String) {
         self.name = name
         condition.lock()
         startThread()
@@ -23,7 +23,7 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
 
     /// Queues a job. After ``shutdown()`` a job still runs (on a short-lived thread of its own, one
     /// at a time), so a call made on a closed session fails at once instead of waiting for ever.
-    public func enqueue(_ job: consuming ExecutorJob) {
+    func enqueue(_ job: consuming ExecutorJob) {
         let unowned = UnownedJob(job)
         condition.lock()
         jobs.append(unowned)
@@ -41,12 +41,12 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
         thread.start()
     }
 
-    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+    func asUnownedSerialExecutor() -> UnownedSerialExecutor {
         UnownedSerialExecutor(ordinary: self)
     }
 
     /// Lets the thread finish the jobs already queued, then exit (later jobs get a thread of their own).
-    public func shutdown() {
+    func shutdown() {
         condition.lock()
         stopped = true
         condition.signal()

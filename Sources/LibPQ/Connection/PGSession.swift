@@ -70,7 +70,7 @@ public actor PGSession {
     }
 
     /// Runs SQL text that may hold several statements and no parameters (migration files).
-    public func executeScript(_ sql: String) throws(PGError) {
+    func executeScript(_ sql: String) throws(PGError) {
         try prepare()
         _ = try run { () throws(PGError) in try connection.execute(sql, [], wait: connection.wait(timeout: nil)) }
     }
@@ -144,11 +144,11 @@ public actor PGSession {
     public var statementTimeout: Duration? { connection.statementTimeout }
 
     /// The server-side statement timeout in force on the current connection (nil: none).
-    public var effectiveStatementTimeout: Duration? { connection.effectiveStatementTimeout }
+    var effectiveStatementTimeout: Duration? { connection.effectiveStatementTimeout }
 
     /// Changes the session's statement timeout (nil: none), now and on later connections; the
     /// user's own setting, when there is one, stays in force.
-    public func setStatementTimeout(_ timeout: Duration?) throws(PGError) {
+    func setStatementTimeout(_ timeout: Duration?) throws(PGError) {
         try run { () throws(PGError) in try connection.setStatementTimeout(timeout) }
     }
 
@@ -160,7 +160,7 @@ public actor PGSession {
     func tcpSocketOption(_ name: Int32) -> Int32? { connection.tcpSocketOption(name) }
 
     /// True when the connection is open right now (it is reopened on next use otherwise).
-    public var isConnected: Bool { connection.isOpen }
+    var isConnected: Bool { connection.isOpen }
 
     /// Closes the connection and stops the session's thread. Later calls fail at once.
     public func close() {

@@ -28,8 +28,8 @@ public struct PGMigrator: Sendable {
     }
 
     /// The schema holding the bookkeeping table `schema_migrations`.
-    public let schema: String
-    public let migrations: [Migration]
+    let schema: String
+    let migrations: [Migration]
 
     public init(migrations: [Migration], schema: String = "flexcharge") {
         self.migrations = migrations

@@ -22,9 +22,9 @@ public actor PGPool {
 
     private let configuration: PGConfiguration
     /// How long a caller waits for a free session (nil: as long as it takes).
-    public nonisolated let leaseTimeout: Duration?
+    nonisolated let leaseTimeout: Duration?
     /// The number of sessions.
-    public nonisolated let size: Int
+    nonisolated let size: Int
     private var idle: [PGSession]
     private var all: [PGSession]
     private var waiters: [Waiter] = []
@@ -56,7 +56,7 @@ public actor PGPool {
     }
 
     /// Sessions leased right now, and callers waiting for one (for health pages and tests).
-    public var usage: (leased: Int, waiting: Int) { (all.count - idle.count, waiters.count) }
+    var usage: (leased: Int, waiting: Int) { (all.count - idle.count, waiters.count) }
 
     /// Closes every session; waiting and later callers get an error.
     public func close() async {

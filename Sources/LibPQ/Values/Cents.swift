@@ -1,20 +1,20 @@
 /// An amount of money in the currency's smallest unit, read from and written to `numeric`
 /// columns exactly (no floating point): `numeric '12.34'` ↔ `Cents(1234)`.
-public struct Cents: Sendable, Hashable, Comparable, CustomStringConvertible, PGCodable {
-    public var value: Int64
+struct Cents: Sendable, Hashable, Comparable, CustomStringConvertible, PGCodable {
+    var value: Int64
 
-    public init(_ value: Int64) { self.value = value }
+    init(_ value: Int64) { self.value = value }
 
-    public static func < (lhs: Cents, rhs: Cents) -> Bool { lhs.value < rhs.value }
+    static func < (lhs: Cents, rhs: Cents) -> Bool { lhs.value < rhs.value }
 
     /// Decimal text with two fraction digits, e.g. `-0.05`, `12.34`.
-    public var decimalText: String {
+    var decimalText: String {
         let magnitude = value.magnitude
         let fraction = magnitude % 100
         return "\(value < 0 ? "-" : "")\(magnitude / 100).\(fraction < 10 ? "0" : "")\(fraction)"
     }
 
-    public var description: String { decimalText }
+    var description: String { decimalText }
 
     public var pgText: String? { decimalText }
 

@@ -3,7 +3,7 @@ import Foundation
 /// A `json`/`jsonb` value, kept as its text. Send it with a `$n::jsonb` cast.
 public struct PGJSON: Sendable, Hashable, PGTextConvertible {
     /// The JSON text.
-    public var text: String
+    var text: String
 
     public init(text: String) { self.text = text }
 
@@ -13,7 +13,7 @@ public struct PGJSON: Sendable, Hashable, PGTextConvertible {
     }
 
     /// Decodes the JSON into a Codable type.
-    public func decode<T: Decodable>(_ type: T.Type, decoder: JSONDecoder = JSONDecoder()) throws -> T {
+    func decode<T: Decodable>(_ type: T.Type, decoder: JSONDecoder = JSONDecoder()) throws -> T {
         try decoder.decode(type, from: Data(text.utf8))
     }
 
