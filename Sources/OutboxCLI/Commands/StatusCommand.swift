@@ -1,16 +1,19 @@
 import ArgumentParser
 import Foundation
 import LibPQ
+import OutboxEngine
 
 /// `flexcharge-outbox status`: queue health at a glance.
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Queue health: events per lane and state, oldest pending age, retries, dead letters, leases per worker, circuit breakers.",
+        abstract: "Queue health: events per lane and state, oldest pending age, retries, dead letters, leases per worker, circuit breakers, pauses.",
         discussion: """
             Exits 0 when healthy and 3 when an alert threshold is crossed, so monitoring scripts can \
             run it as a check. A circuit breaker that is open or half_open (FlexCharge failing for a \
-            merchant and environment: its events wait without spending attempts) is an alert.
+            merchant and environment: its events wait without spending attempts) is an alert. Active \
+            pauses are listed with who paused, when and why (`flexcharge-outbox pauses`); a pause is \
+            not an alert by itself, but its events age like any pending event.
 
             Examples:
               flexcharge-outbox status
@@ -34,7 +37,7 @@ struct StatusCommand: AsyncParsableCommand {
         let openedAt: Date?, retryAt: Date?, pendingEvents: Int, lastError: String?
     }
     struct Report: Codable {
-        let lanes: [Lane], leases: [Lease], breakers: [Breaker], breakerCounts: [String: Int], totals: [String: Int], alerts: [String]
+        let lanes: [Lane], leases: [Lease], breakers: [Breaker], breakerCounts: [String: Int], pauses: [Pause], totals: [String: Int], alerts: [String]
     }
 
     func run() async throws {
@@ -67,6 +70,7 @@ struct StatusCommand: AsyncParsableCommand {
                     retryAt: try row.decode("retry_at"), pendingEvents: try row.decode("pending_events"),
                     lastError: try row.decode("last_error")))
             }
+            let pauses = try await PauseBoard(session: session, actor: "").active()
             var totals: [String: Int] = [:]
             for row in try await session.query("SELECT state, count(*)::bigint AS n FROM flexcharge.outbox GROUP BY state").rows {
                 totals[try row.decode("state")] = try row.decode("n")
@@ -81,7 +85,7 @@ struct StatusCommand: AsyncParsableCommand {
             for breaker in breakers where breaker.state != "closed" {
                 alerts.append("circuit breaker \(breaker.state) for merchant \(breaker.merchantId) (\(breaker.environment)): FlexCharge is failing; \(breaker.pendingEvents) event(s) wait without spending attempts")
             }
-            return Report(lanes: lanes, leases: leases, breakers: breakers, breakerCounts: breakerCounts, totals: totals, alerts: alerts)
+            return Report(lanes: lanes, leases: leases, breakers: breakers, breakerCounts: breakerCounts, pauses: pauses, totals: totals, alerts: alerts)
         }
         if json {
             print(try jsonText(report))
@@ -109,6 +113,8 @@ struct StatusCommand: AsyncParsableCommand {
                 }
                 print(breakers.render())
             }
+            print("")
+            print(report.pauses.isEmpty ? "paused: nothing" : "paused:\n" + PausesCommand.table(report.pauses, history: false))
             print("")
             print(report.alerts.isEmpty ? Terminal.green("healthy") : report.alerts.map { Terminal.red("ALERT: \($0)") }.joined(separator: "\n"))
         }

@@ -25,6 +25,12 @@ public struct OperatorActions: Sendable {
     /// has no such order it goes dead again with that reason; it is never sent again (its
     /// `first_claimed_at` is kept, which is what the worker's window check reads).
     public func retry(_ id: Int64) async throws -> String {
+        try await requeue(id, from: ["failed", "dead"], refusal: "only failed or dead events can be retried", verb: "requeued")
+    }
+
+    /// The one requeue rule (lookup first, never past the idempotency window) for `retry` and
+    /// `replaySkipped`: requeues the event if its state is one of `states`, else refuses.
+    func requeue(_ id: Int64, from states: [String], refusal: String, verb: String) async throws -> String {
         let actor = self.actor, policy = retryPolicy
         return try await session.withTransaction { tx in
             guard let row = try tx.query(
@@ -32,8 +38,8 @@ public struct OperatorActions: Sendable {
                 [id]).first
             else { throw OperatorError("unknown event \(id)") }
             let state: String = try row.decode("state")
-            guard ["failed", "dead"].contains(state) else {
-                throw OperatorError("event \(id) is \(state): only failed or dead events can be retried")
+            guard states.contains(state) else {
+                throw OperatorError("event \(id) is \(state): \(refusal)")
             }
             let kind: String = try row.decode("kind")
             let firstSent = try row.decode("first_claimed_at", as: Date?.self)
@@ -44,8 +50,8 @@ public struct OperatorActions: Sendable {
             let lookedUp = ClaimedEvent.Kind(rawValue: kind)?.isLookedUpAfterAmbiguity ?? true
             let action = lookedUp && sent ? "lookup" : "send"
             let note = pastWindow
-                ? "requeued as a lookup only: first sent more than \(Self.hours(policy.idempotencyWindow)) h ago, past FlexCharge's idempotency window, so it is never sent again; if FlexCharge has no order for it, it goes dead again"
-                : "requeued (\(action) first)"
+                ? "\(verb) as a lookup only: first sent more than \(Self.hours(policy.idempotencyWindow)) h ago, past FlexCharge's idempotency window, so it is never sent again; if FlexCharge has no order for it, it goes dead again"
+                : "\(verb) (\(action) first)"
             try tx.execute(
                 """
                 UPDATE flexcharge.outbox
