@@ -99,6 +99,7 @@ extension MerchantCommand {
                 Examples:
                   flexcharge-outbox merchant set shoes-r-us --mit production
                   flexcharge-outbox merchant set shoes-r-us --call-center-order-source moto
+                  flexcharge-outbox merchant set shoes-r-us --rate-limit 20/s
                   flexcharge-outbox merchant set shoes-r-us --call-center-order-source none --call-center-card-not-present false
                   flexcharge-outbox merchant set shoes-r-us --site shoes.example --cit-website off
                   flexcharge-outbox merchant set shoes-r-us --site shoes.example --cit-website inherit
@@ -114,6 +115,8 @@ extension MerchantCommand {
         var callCenterOrderSource: String?
         @Option(help: "transaction.cardNotPresent sent on call-center CIT events: true (default) or false.")
         var callCenterCardNotPresent: String?
+        @Option(help: "Calls a second toward FlexCharge per environment, shared by all workers (e.g. 20/s), or none.")
+        var rateLimit: String?
 
         func run() async throws {
             let values = try switches.values(allowInherit: site != nil)
@@ -127,14 +130,21 @@ extension MerchantCommand {
                 }
                 callCenter.cardNotPresent = value
             }
-            guard !values.isEmpty || name != nil || !callCenter.isEmpty else {
+            var limit: MerchantRateLimit?? = nil
+            if let text = rateLimit {
+                guard text == "none" || MerchantRateLimit(parsing: text) != nil else {
+                    throw CLIFailure.badInput("--rate-limit must be N/s with N from \(MerchantRateLimit.range.lowerBound) to \(MerchantRateLimit.range.upperBound), or none, not \(text)")
+                }
+                limit = .some(MerchantRateLimit(parsing: text))
+            }
+            guard !values.isEmpty || name != nil || !callCenter.isEmpty || limit != nil else {
                 throw CLIFailure.badInput(
-                    "nothing to change: give --cit-website, --cit-call-center, --mit, --name, --call-center-order-source or --call-center-card-not-present")
+                    "nothing to change: give --cit-website, --cit-call-center, --mit, --name, --call-center-order-source, --call-center-card-not-present or --rate-limit")
             }
             try await database.withSession { session in
                 try await merchantCall {
                     try await MerchantStore(session: session, actor: actor.name).set(
-                        merchantID, site: site, name: name, switches: values, callCenter: callCenter)
+                        merchantID, site: site, name: name, switches: values, callCenter: callCenter, rateLimit: limit)
                 }
                 print("merchant \(merchantID) updated")
             }
@@ -276,6 +286,7 @@ extension MerchantCommand {
                 }
                 if settings.credentials.isEmpty { print("  credentials: none") }
                 print("  call center marker: orderSource \(settings.callCenter.orderSource ?? "none"), cardNotPresent \(settings.callCenter.cardNotPresent)")
+                print("  rate limit: \(settings.rateLimit.map { "\($0) per environment" } ?? "none")")
             }
         }
     }

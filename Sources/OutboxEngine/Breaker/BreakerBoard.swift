@@ -16,7 +16,8 @@ import Synchronization
 final class BreakerBoard: Sendable {
     let policy: BreakerPolicy
     private let worker: String
-    private let session: PGSession
+    /// Its connection; the rate limiter (``RateLimiter``) shares it.
+    let session: PGSession
     private let store = BreakerStore()
     private let clients: [String: FlexChargeClient]
     private let credentials: CredentialCache
@@ -94,13 +95,21 @@ final class BreakerBoard: Sendable {
         }
         let until = breaker.holdUntil(at: Date())
         let reason = "held by the circuit breaker of \(key) (\(breaker.phase.rawValue) since \(Self.iso(breaker.openedAt))): not sent, no attempt counted; next try at \(Self.iso(until))"
+        await giveBack(event, until: until, reason: reason, errorClass: "breaker")
+        return false
+    }
+
+    /// The one path that gives back an event held before any call (by a breaker here, for want of a
+    /// rate-limit token in ``RateLimiter``): pending again at `until`, no attempt counted
+    /// (``BreakerStore/holdBack(_:worker:until:reason:errorClass:on:)``).
+    func giveBack(_ event: ClaimedEvent, until: Date, reason: String, errorClass: String) async {
         do {
-            try await store.holdBack(event.id, worker: worker, until: until, reason: reason, on: session)
+            try await store.holdBack(event.id, worker: worker, until: until, reason: reason, errorClass: errorClass, on: session)
         } catch {
             // Its lease will expire and the rescue will look it up: safe, only slower.
-            logger.warning("could not give back an event the breaker holds", metadata: ["event_id": "\(event.id)", "error": "\(error)"])
+            logger.warning("could not give back a held event", metadata: [
+                "event_id": "\(event.id)", "held_by": "\(errorClass)", "error": "\(error)"])
         }
-        return false
     }
 
     /// Reports how a call went (see ``BreakerSignal``). Writes only when it can change the breaker.

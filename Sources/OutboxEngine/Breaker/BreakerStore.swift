@@ -68,14 +68,17 @@ struct BreakerStore: Sendable {
         return (try await read(key, on: session)?.0 ?? CircuitBreaker(), false)
     }
 
-    /// Gives back an event its breaker holds, before any call: pending again at `until`, its claim
+    /// Gives back an event held before any call (by its breaker, or for want of a rate-limit token:
+    /// `errorClass` 'breaker' or 'rate_limit'): pending again at `until`, its claim
     /// not counted as an attempt, no attempt-ledger row (no call was made). `first_claimed_at`
     /// (where FlexCharge's idempotency window starts at the latest) is cleared only when the ledger
     /// shows no call ever made for the event (no send, lookup or expired lease): the attempts
     /// counter cannot tell, an operator's retry sets it to 0. So a hold never restarts the window of
     /// an event that may have reached FlexCharge, and an evaluate held through a long outage before
     /// its first call keeps its full window. Only a row this worker still leases is touched.
-    func holdBack(_ eventID: Int64, worker: String, until: Date, reason: String, on session: PGSession) async throws {
+    func holdBack(
+        _ eventID: Int64, worker: String, until: Date, reason: String, errorClass: String = "breaker", on session: PGSession
+    ) async throws {
         try await session.execute(
             """
             UPDATE flexcharge.outbox o
@@ -84,9 +87,9 @@ struct BreakerStore: Sendable {
                                                SELECT 1 FROM flexcharge.attempts a
                                                 WHERE a.event_id = o.id AND a.action IN ('send', 'lookup', 'lease_expired'))
                                            THEN o.first_claimed_at END,
-                   next_attempt_at = greatest($3, now()), last_error_class = 'breaker', last_error = $4, updated_at = now()
+                   next_attempt_at = greatest($3, now()), last_error_class = $5, last_error = $4, updated_at = now()
              WHERE o.id = $1 AND o.state = 'running' AND o.lease_owner = $2
-            """, [eventID, worker, until, reason])
+            """, [eventID, worker, until, reason, errorClass])
     }
 
     /// Breakers per environment and state (for the gauge; bounded: 2 environments x 3 states).

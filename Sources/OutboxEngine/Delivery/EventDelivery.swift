@@ -24,17 +24,22 @@ struct EventDelivery: Sendable {
     /// The shared circuit breakers (migrations/0013): told how each call went, and asked before a
     /// call whether the event's breaker holds it. `nil`: no breaker.
     var breakers: BreakerBoard? = nil
+    /// The shared rate limit per merchant and environment (migrations/0020). `nil`: no limit.
+    var rateLimiter: RateLimiter? = nil
 
     /// True when the event may be delivered now; false when its circuit breaker holds it (FlexCharge
-    /// is failing for its merchant and environment): it has been given back without counting an
-    /// attempt and is due at the breaker's next probe time. Sends and lookups are held alike.
+    /// is failing for its merchant and environment) or its merchant's rate limit has no token for
+    /// it now: it has been given back without counting an attempt and is due at the breaker's next
+    /// probe time or at its turn. Sends and lookups are held alike.
     func admit(_ event: ClaimedEvent) async -> Bool {
-        await breakers?.admit(event) ?? true
+        guard await breakers?.admit(event) ?? true else { return false }
+        return await rateLimiter?.admit(event) ?? true
     }
 
     func deliver(_ event: ClaimedEvent) async -> Completion {
         let completion = await deliverUnobserved(event)
         await breakers?.observe(event, completion)
+        WorkerMetrics.delivered(event, completion)
         return completion
     }
 

@@ -22,6 +22,8 @@ public struct MerchantSettings: Sendable, Equatable, Codable {
     public var credentials: [String: String]
     /// What marks its call-center CIT events at FlexCharge.
     public var callCenter: CallCenterMarker
+    /// Its calls toward FlexCharge a second per environment, shared by all workers; `nil`: no limit.
+    public var rateLimit: MerchantRateLimit? = nil
 
     public init(merchantID: String, name: String? = nil, switches: [Channel: ChannelSwitch] = [:],
                 sites: [String: [Channel: ChannelSwitch]] = [:], credentials: [String: String] = [:],

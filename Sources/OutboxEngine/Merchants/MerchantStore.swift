@@ -33,17 +33,23 @@ public struct MerchantStore: Sendable {
     /// Changes switches (and the name, and the call-center marker) of a merchant, or of one of its
     /// sites when `site` is given (`nil` in `switches` for a site means "inherit the merchant's"; the
     /// call-center marker is the merchant's only).
+    /// `rateLimit`: `nil` leaves the rate limit as it is; `.some(nil)` removes it; `.some(n)` limits
+    /// the merchant's calls to n a second per environment (migrations/0020, ``MerchantRateLimit``).
     public func set(
         _ merchantID: String, site: String?, name: String?, switches: [Channel: ChannelSwitch?],
-        callCenter: CallCenterMarkerChange = .init()
+        callCenter: CallCenterMarkerChange = .init(), rateLimit: MerchantRateLimit?? = nil
     ) async throws {
         if site != nil && !callCenter.isEmpty {
             throw MerchantError("the call-center marker is set per merchant, not per site: leave out --site")
+        }
+        if site != nil && rateLimit != nil {
+            throw MerchantError("the rate limit is set per merchant, not per site: leave out --site")
         }
         let actor = self.actor
         do {
             try await session.withTransaction { tx in
                 try Self.set(tx, actor: actor, merchantID, site: site, name: name, switches: switches, callCenter: callCenter)
+                if let rateLimit { try Self.setRateLimit(tx, actor: actor, merchantID, rateLimit) }
             }
         } catch let error as PGError where error.constraint == CallCenterMarker.orderSourceConstraint {
             throw MerchantError("the call-center order source must be \(CallCenterMarker.orderSourceRule)")
@@ -109,6 +115,18 @@ public struct MerchantStore: Sendable {
                                old: String(old), new: String(cardNotPresent))
             }
         }
+    }
+
+    /// Changes the rate limit (audited as field `rate_limit`, values like `20/s` or `none`).
+    private static func setRateLimit(_ tx: isolated PGSession, actor: String, _ merchantID: String, _ limit: MerchantRateLimit?) throws {
+        let row = try tx.query("SELECT rate_limit_per_second FROM flexcharge.merchants WHERE merchant_id = $1 FOR UPDATE", [merchantID]).first
+        guard let row else { throw MerchantError("unknown merchant \(merchantID); add it with merchant add") }
+        let old = (try row.decode("rate_limit_per_second", as: Int?.self)).map(MerchantRateLimit.init(perSecond:))
+        guard old != limit else { return }
+        try tx.execute("UPDATE flexcharge.merchants SET rate_limit_per_second = $2, updated_at = now() WHERE merchant_id = $1",
+                       [merchantID, limit?.perSecond])
+        try Self.audit(tx, actor: actor, merchantID, action: "set", field: "rate_limit",
+                       old: old?.description ?? "none", new: limit?.description ?? "none")
     }
 
     /// Stores one environment's credentials, sealed. The audit says "set" or "changed", never a value.
@@ -223,6 +241,7 @@ public struct MerchantStore: Sendable {
         }
         var settings = MerchantSettings(merchantID: merchantID, name: try row.decode("name"),
                                         callCenter: try Self.callCenterMarker(row))
+        settings.rateLimit = (try row.decode("rate_limit_per_second", as: Int?.self)).map(MerchantRateLimit.init(perSecond:))
         for channel in Channel.allCases {
             settings.switches[channel] = ChannelSwitch(rawValue: try row.decode(channel.rawValue))
         }
@@ -248,6 +267,7 @@ public struct MerchantStore: Sendable {
         try await session.query("SELECT * FROM flexcharge.merchants ORDER BY merchant_id").rows.map { row in
             var settings = MerchantSettings(merchantID: try row.decode("merchant_id"), name: try row.decode("name"),
                                             callCenter: try Self.callCenterMarker(row))
+            settings.rateLimit = (try row.decode("rate_limit_per_second", as: Int?.self)).map(MerchantRateLimit.init(perSecond:))
             for channel in Channel.allCases {
                 settings.switches[channel] = ChannelSwitch(rawValue: try row.decode(channel.rawValue))
             }

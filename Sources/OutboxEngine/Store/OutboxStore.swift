@@ -209,18 +209,36 @@ struct OutboxStore: Sendable {
         return try row.decode("n")
     }
 
-    /// Queue depth and oldest pending age per lane, for metrics: every lane, 0 when it has nothing
-    /// pending (a lane left out would keep its last gauge values, and an alert on them would not clear).
-    func laneDepths(on session: PGSession) async throws -> [(lane: String, depth: Int, oldestAgeSeconds: Double)] {
+    /// One lane's figures for the queue gauges.
+    struct LaneDepth: Sendable {
+        var lane: String
+        /// Pending events and the age of the oldest.
+        var depth: Int
+        var oldestAgeSeconds: Double
+        /// Evaluates awaiting their outcome, and dead events, in the whole queue.
+        var awaitingOutcome: Int
+        var dead: Int
+    }
+
+    /// Queue depth and oldest pending age per lane, and the events awaiting their outcome and dead,
+    /// for metrics: every lane, 0 when it has none (a lane left out would keep its last gauge values,
+    /// and an alert on them would not clear). One statement on queue_health, whatever the traffic.
+    func laneDepths(on session: PGSession) async throws -> [LaneDepth] {
         let result = try await session.query(
             """
-            SELECT l.name AS lane_name, coalesce(sum(q.events), 0)::bigint AS depth,
-                   coalesce(max(q.oldest_age_seconds), 0) AS oldest
+            SELECT l.name AS lane_name,
+                   coalesce(sum(q.events) FILTER (WHERE q.state = 'pending'), 0)::bigint AS depth,
+                   coalesce(max(q.oldest_age_seconds) FILTER (WHERE q.state = 'pending'), 0) AS oldest,
+                   coalesce(sum(q.events) FILTER (WHERE q.state = 'awaiting_outcome'), 0)::bigint AS awaiting,
+                   coalesce(sum(q.events) FILTER (WHERE q.state = 'dead'), 0)::bigint AS dead
               FROM flexcharge.lanes l
-              LEFT JOIN flexcharge.queue_health q ON q.lane_name = l.name AND q.state = 'pending'
+              LEFT JOIN flexcharge.queue_health q ON q.lane_name = l.name
              GROUP BY l.name
             """)
-        return try result.rows.map { (try $0.decode("lane_name"), try $0.decode("depth"), try $0.decode("oldest")) }
+        return try result.rows.map {
+            LaneDepth(lane: try $0.decode("lane_name"), depth: try $0.decode("depth"), oldestAgeSeconds: try $0.decode("oldest"),
+                      awaitingOutcome: try $0.decode("awaiting"), dead: try $0.decode("dead"))
+        }
     }
 
     /// The kinds looked up before anything is sent again after a call that may have reached FlexCharge.

@@ -73,7 +73,7 @@ public final class OutboxWorker: Service, Sendable {
             credentials: credentials, logger: logger)
         let delivery = EventDelivery(
             clients: clients, credentials: credentials, configuration: configuration, logger: logger,
-            breakers: breakers)
+            breakers: breakers, rateLimiter: RateLimiter(board: breakers, logger: logger))
         let writer = CompletionWriter(session: sessions.writer, worker: configuration.workerID, logger: logger)
         let poller = OutcomePoller(
             session: sessions.outcomes, clients: clients, credentials: credentials, polling: configuration.outcomePolling,
@@ -114,7 +114,9 @@ public final class OutboxWorker: Service, Sendable {
         }
         health.setReady(false)
         try? await httpClient.shutdown()
-        for session in [sessions.claim, sessions.writer, sessions.listener, sessions.maintenance, sessions.outcomes, sessions.probe] {
+        // The breakers' connection (shared with the rate limiter) too: the board closes it only when breakers are on.
+        for session in [sessions.claim, sessions.writer, sessions.listener, sessions.maintenance, sessions.outcomes, sessions.probe,
+                        breakers.session] {
             await session.close()
         }
         logger.info("worker stopped")
@@ -312,7 +314,7 @@ public final class OutboxWorker: Service, Sendable {
                 if ContinuousClock.now - lastQueueMetrics >= .seconds(10) {
                     lastQueueMetrics = ContinuousClock.now
                     for lane in try await store.laneDepths(on: session) {
-                        WorkerMetrics.queue(lane: lane.lane, depth: lane.depth, oldestAgeSeconds: lane.oldestAgeSeconds)
+                        WorkerMetrics.queue(lane)
                     }
                 }
             } catch {
