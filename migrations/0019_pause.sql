@@ -45,6 +45,14 @@ CREATE UNIQUE INDEX pauses_active_scope ON flexcharge.pauses
 COMMENT ON TABLE flexcharge.pauses IS
     'Operator pauses (merchant/channel/environment, NULL = all) and their resumes: paused events stay pending. See migrations/0019_pause.sql.';
 
+-- The switch an event's channel and origin fall under ('mit', 'cit_website', 'cit_call_center'):
+-- the names a pause's channel uses. One expression, inlined by PostgreSQL where it is called:
+-- claim() below, and the CLI's `pauses` and `replay-skipped`.
+CREATE FUNCTION flexcharge.switch_of(p_channel text, p_origin text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_channel = 'mit' THEN 'mit' ELSE 'cit_' || p_origin END
+$$;
+
 -- claim(): as in 0014 with the pause filter added (everything else identical). CREATE OR REPLACE
 -- keeps the grants of 0012.
 CREATE OR REPLACE FUNCTION flexcharge.claim(p_worker text, p_total integer, p_lane_caps integer[], p_lease interval)
@@ -149,7 +157,7 @@ BEGIN
                           SELECT 1
                             FROM unnest(v_pause_merchant, v_pause_channel, v_pause_environment) AS p(merchant_id, channel, environment)
                            WHERE (p.merchant_id IS NULL OR p.merchant_id = o.merchant_id)
-                             AND (p.channel IS NULL OR p.channel = CASE WHEN o.channel = 'mit' THEN 'mit' ELSE 'cit_' || o.origin END)
+                             AND (p.channel IS NULL OR p.channel = flexcharge.switch_of(o.channel, o.origin))
                              AND (p.environment IS NULL OR p.environment = (
                                   SELECT flexcharge.route_by_switches(m.merchant_id IS NOT NULL, o.is_test, o.channel, o.origin,
                                                                       m.mit, m.cit_website, m.cit_call_center,
@@ -217,3 +225,5 @@ $$;
 GRANT SELECT, INSERT ON flexcharge.pauses TO flexcharge_operator;
 GRANT UPDATE (resumed_by, resumed_at, resume_reason) ON flexcharge.pauses TO flexcharge_operator;
 GRANT SELECT ON flexcharge.pauses TO flexcharge_worker;
+REVOKE ALL ON FUNCTION flexcharge.switch_of(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION flexcharge.switch_of(text, text) TO flexcharge_worker, flexcharge_operator;

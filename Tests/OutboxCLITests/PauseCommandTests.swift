@@ -10,7 +10,7 @@ import TestSupport
         try await TestDatabase.with { db in
             let session = db.session()
             defer { Task { await session.close() } }
-            let asOperator = ["DATABASE_URL": db.url + (db.url.contains("?") ? "&" : "?") + "options=-c%20role%3Dflexcharge_operator"]
+            let asOperator = operatorEnvironment(db)
             try await session.execute("INSERT INTO flexcharge.merchants (merchant_id, mit, cit_website) VALUES ('shop', 'sandbox', 'sandbox')")
             let mit: Int64 = try await session.query(
                 """
@@ -69,7 +69,7 @@ import TestSupport
         try await TestDatabase.with { db in
             let session = db.session()
             defer { Task { await session.close() } }
-            let asOperator = ["DATABASE_URL": db.url + (db.url.contains("?") ? "&" : "?") + "options=-c%20role%3Dflexcharge_operator"]
+            let asOperator = operatorEnvironment(db)
             try await session.execute("INSERT INTO flexcharge.merchants (merchant_id, cit_website, cit_call_center) VALUES ('shop', 'sandbox', 'off')")
             let skipped: Int64 = try await session.query(
                 """
@@ -104,4 +104,9 @@ import TestSupport
             }
         }
     }
+}
+
+/// DATABASE_URL for the CLI as the operator role.
+private func operatorEnvironment(_ db: TestDatabase) -> [String: String] {
+    ["DATABASE_URL": db.url + (db.url.contains("?") ? "&" : "?") + "options=-c%20role%3Dflexcharge_operator"]
 }

@@ -23,7 +23,7 @@ extension OperatorActions {
             SELECT id, flexcharge.route(merchant_id, site, channel, origin, is_test) AS environment
               FROM flexcharge.outbox
              WHERE merchant_id = $1 AND state = 'skipped' AND last_error_class = 'config' AND completed_at >= $2
-               AND ($3::text IS NULL OR $3 = CASE WHEN channel = 'mit' THEN 'mit' ELSE 'cit_' || origin END)
+               AND ($3::text IS NULL OR $3 = flexcharge.switch_of(channel, origin))
              ORDER BY id
             """, [merchant, since, channel]).rows
         var requeued: [(Int64, String)] = [], refused: [(Int64, String)] = []

@@ -111,7 +111,7 @@ public struct PauseBoard: Sendable {
                    (SELECT count(*) FROM flexcharge.outbox o
                      WHERE o.state = 'pending'
                        AND (p.merchant_id IS NULL OR o.merchant_id = p.merchant_id)
-                       AND (p.channel IS NULL OR p.channel = CASE WHEN o.channel = 'mit' THEN 'mit' ELSE 'cit_' || o.origin END)
+                       AND (p.channel IS NULL OR p.channel = flexcharge.switch_of(o.channel, o.origin))
                        AND (p.environment IS NULL
                             OR p.environment = flexcharge.route(o.merchant_id, o.site, o.channel, o.origin, o.is_test))
                    )::bigint AS pending_events
