@@ -32,11 +32,21 @@ import TestSupport
             #expect(cit.depth == 1 && cit.oldestAgeSeconds >= 42)
             #expect(backlog.filter { $0.lane != "cit_evaluate" }.allSatisfy { $0.depth == 0 && $0.oldestAgeSeconds == 0 })
 
+            #expect(backlog.allSatisfy { $0.awaitingOutcome == 0 && $0.dead == 0 })
+
+            // Dead and awaiting-outcome events have gauges of their own, and leave the pending depth.
+            try await session.execute("UPDATE flexcharge.outbox SET state = 'dead', completed_at = now() WHERE id = $1", [id])
+            let parked = try await OutboxStore().laneDepths(on: session)
+            #expect(parked.first { $0.lane == "cit_evaluate" }.map { $0.dead == 1 && $0.depth == 0 && $0.awaitingOutcome == 0 } == true)
+            try await session.execute("UPDATE flexcharge.outbox SET state = 'awaiting_outcome', completed_at = NULL WHERE id = $1", [id])
+            let awaiting = try await OutboxStore().laneDepths(on: session)
+            #expect(awaiting.first { $0.lane == "cit_evaluate" }.map { $0.awaitingOutcome == 1 && $0.dead == 0 } == true)
+
             // The lane drains: it is still reported, now with zeros.
             try await session.execute("DELETE FROM flexcharge.outbox WHERE id = $1", [id])
             let drained = try await OutboxStore().laneDepths(on: session)
             #expect(drained.map(\.lane).sorted() == lanes.sorted())
-            #expect(drained.allSatisfy { $0.depth == 0 && $0.oldestAgeSeconds == 0 })
+            #expect(drained.allSatisfy { $0.depth == 0 && $0.oldestAgeSeconds == 0 && $0.awaitingOutcome == 0 && $0.dead == 0 })
         }
     }
 }
