@@ -30,8 +30,8 @@ struct PauseCommand: AsyncParsableCommand {
             test event routes to the sandbox).
 
             Examples:
-              flexcharge-outbox pause --merchant shoes-r-us --channel mit --reason 'rotating MIT credentials'
-              flexcharge-outbox pause --environment production --reason 'FlexCharge maintenance 02:00-02:30 UTC'
+              flexcharge-outbox pause --merchant shop-1 --channel mit --reason 'new keys'
+              flexcharge-outbox pause --environment production --reason maintenance
               flexcharge-outbox pause --all --reason 'database failover' --actor alice
             """)
 
@@ -66,7 +66,7 @@ struct ResumeCommand: AsyncParsableCommand {
             lists them).
 
             Examples:
-              flexcharge-outbox resume --merchant shoes-r-us --channel mit --reason 'new credentials in place'
+              flexcharge-outbox resume --merchant shop-1 --channel mit --reason done
               flexcharge-outbox resume --all
             """)
 
@@ -141,8 +141,8 @@ struct ReplaySkippedCommand: AsyncParsableCommand {
             requeued as a lookup only and never sent again.
 
             Examples:
-              flexcharge-outbox replay-skipped --merchant shoes-r-us --since 2026-11-26T00:00:00Z
-              flexcharge-outbox replay-skipped --merchant shoes-r-us --since 2026-11-26 --channel mit --actor alice
+              flexcharge-outbox replay-skipped --merchant shop-1 --since 2026-11-26
+              flexcharge-outbox replay-skipped --merchant m --since 2026-11-26 --channel mit
             """)
 
     @OptionGroup var database: DatabaseOptions
