@@ -8,8 +8,9 @@ import Synchronization
 /// One HTTP request/response exchange with FlexCharge, classified at the transport level.
 ///
 /// It uses AsyncHTTPClient's delegate API so it knows whether the request had been completely written when a
-/// failure happened: a failure before that point is retryable; after it, FlexCharge may have acted (ambiguous),
-/// except for a TCP reset that arrives before any response byte, which the project treats as retryable.
+/// failure happened: a failure before that point is retryable; after it, FlexCharge may have acted (ambiguous).
+/// A TCP reset is no exception: a proxy or FlexCharge may reset the connection after acting on the request, and
+/// a client cannot tell that reset from one before processing, so it is looked up before anything is sent again.
 struct HTTPExchange: Sendable {
     /// A completed exchange: a response head and the full body.
     struct Reply: Sendable {
@@ -73,18 +74,12 @@ struct HTTPExchange: Sendable {
                                    message: "\(progress.receivedHead ? "response cut off" : "malformed response") (\(kind))",
                                    latency: latency)
         }
-        if !progress.sentRequest || Self.isConnectionReset(error) {
+        if !progress.sentRequest {
             return FlexChargeError(failureClass: .retryable, route: route,
-                                   message: "no response, request not processed (\(kind))", latency: latency)
+                                   message: "no response, request not sent in full (\(kind))", latency: latency)
         }
         return FlexChargeError(failureClass: .ambiguous, route: route,
                                message: "request sent, no response (\(kind))", latency: latency)
-    }
-
-    /// Whether the peer reset the connection (TCP RST) rather than closing it or timing out.
-    private static func isConnectionReset(_ error: any Error) -> Bool {
-        if let ioError = error as? IOError { return ioError.errnoCode == ECONNRESET }
-        return false
     }
 
     /// AsyncHTTPClient's own logs may print request URLs (which carry the tokenization key on `/tokenize`),

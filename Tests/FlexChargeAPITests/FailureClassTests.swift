@@ -85,7 +85,8 @@ import Testing
     /// Connection-level faults on `/evaluate`: how the client classifies them and what the sandbox really did.
     @Test(arguments: [
         (FaultRule.Kind.resetAfterProcessing, FlexChargeError.FailureClass.ambiguous, nil, 1),
-        (.resetBeforeProcessing, .retryable, nil, 0),
+        // A reset once the request was sent may follow processing as well: the client cannot tell, so it asks.
+        (.resetBeforeProcessing, .ambiguous, nil, 0),
         (.malformedBody, .ambiguous, 200, 1),
     ] as [(FaultRule.Kind, FlexChargeError.FailureClass, Int?, Int)])
     func evaluateFaultIsClassified(kind: FaultRule.Kind, expected: FlexChargeError.FailureClass, httpStatus: Int?, charges: Int) async throws {
