@@ -49,8 +49,11 @@ import TestSupport
             #expect(try await get("/readyz").0 == 200)
             let (status, metrics) = try await get("/metrics")
             #expect(status == 200)
-            #expect(metrics.contains(#"flexcharge_outbox_completed_total{outcome="succeeded",class="none"} 1"#) ||
-                    metrics.contains(#"flexcharge_outbox_completed_total{class="none",outcome="succeeded"} 1"#), "\(metrics.prefix(2000))")
+            // Labels in any order; the environment is one of them (issue 17).
+            #expect(metrics.split(separator: "\n").contains { line in
+                line.hasPrefix("flexcharge_outbox_completed_total{") && line.hasSuffix("} 1")
+                    && [#"outcome="succeeded""#, #"class="none""#, #"environment="sandbox""#].allSatisfy { line.contains($0) }
+            }, "\(metrics.prefix(2000))")
             #expect(metrics.contains("flexcharge_outbox_claimed_total"))
             #expect(!metrics.contains(WorkerHarness.sandboxMerchant.appSecret))
             worker.send(SIGTERM)
