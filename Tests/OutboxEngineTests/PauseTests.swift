@@ -63,6 +63,44 @@ import Testing
         }
     }
 
+    /// A claim that returns nothing because everything pending is paused leaves the worker waiting
+    /// for a NOTIFY or its poll interval (100 ms here), as on an empty queue: it does not spin.
+    /// claim() calls are counted by PostgreSQL (track_functions); the bound is an upper one, which
+    /// a loaded machine only lowers, and a spinning loop would exceed it a hundredfold.
+    @Test func pausedEventsDoNotMakeTheClaimLoopSpin() async throws {
+        try await WorkerHarness.with { h in
+            try await h.enrol("m1")
+            try await h.session.execute(
+                "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET track_functions = ''pl''', current_database()); END $$")
+            let board = PauseBoard(session: h.session, actor: "alice")
+            let m1 = try PauseScope(merchantID: "m1")
+            try await board.pause(m1, reason: "merchant asked")
+            var ids: [Int64] = []
+            for n in 1...10 { ids.append(try await h.insert("evaluate", order: "o-\(n)", payload: h.approvedCITEvaluate(order: "o-\(n)"))) }
+            let started = ContinuousClock.now
+            try await h.runWorker {
+                // Long enough for many poll intervals; the events stay untouched all along.
+                try await Task.sleep(for: .seconds(1.5))
+                for id in ids { try await expectUntouched(h, id) }
+                try await board.resume(m1, reason: nil)
+                try await h.waitUntilSettled()
+            }
+            let seconds = (ContinuousClock.now - started) / .seconds(1)
+            // The worker's sessions have ended, so their counts are flushed (soon after: wait for it).
+            var calls = 0
+            for _ in 0..<40 where calls == 0 {
+                calls = try await h.session.query(
+                    "SELECT coalesce(sum(calls), 0)::int AS n FROM pg_stat_user_functions WHERE schemaname = 'flexcharge' AND funcname = 'claim'"
+                ).first!.decode("n", as: Int.self)
+                if calls == 0 { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(calls > 0)  // the counter works
+            #expect(Double(calls) <= seconds * 40 + 20, "\(calls) claims in \(seconds) s")
+            let sent = evaluatesSent(h)
+            #expect(sent.count == 10 && sent.values.allSatisfy { $0 == 1 }, "\(sent)")
+        }
+    }
+
     @Test func theWholeQueuePausedClaimsNothingUntilResumed() async throws {
         try await WorkerHarness.with { h in
             try await h.enrol("m1")
