@@ -16,8 +16,9 @@
 -- COST: a worker does not ask per call. flexcharge.take_rate_tokens() grants a small lease of up
 -- to ceil(rate / 10) tokens in one statement (row locked, refilled, taken); the worker spends them
 -- locally within 250 ms and forgets what is left (Sources/OutboxEngine/RateLimit/RateLimiter.swift).
--- So a limited merchant costs about ten statements a second across all workers while it is busy,
--- an unlimited one one statement per worker every few seconds (the worker remembers "no limit").
+-- So a limited merchant costs at most about ten statements a second per worker busy with it (an
+-- empty bucket is asked again only when a whole lease may have refilled), an unlimited one one
+-- statement per worker every few seconds (the worker remembers "no limit").
 --
 -- WHAT IS GUARANTEED, all workers together: over any long period, at most rate_limit_per_second
 -- calls a second; over any 1 s window, at most 1.5 x the rate (the burst, plus tokens leased

@@ -11,7 +11,9 @@ import Synchronization
 /// any call through the breaker's give-back path (``BreakerBoard/giveBack(_:until:reason:errorClass:)``):
 /// pending again, no attempt spent, not a failure, due when its turn is expected.
 ///
-/// Merchants without a limit cost one statement per worker every ``unlimitedRecheck``.
+/// A limited merchant costs each worker busy with it at most about ten bucket statements a second
+/// (one per lease, or per lease-sized wait when the bucket is empty), plus one give-back per event
+/// held; merchants without a limit cost one statement per worker every ``unlimitedRecheck``.
 /// If the bucket cannot be read (database trouble), the call goes ahead: the limit is a courtesy
 /// toward FlexCharge, whose 429 is retried after its Retry-After anyway.
 final class RateLimiter: Sendable {
@@ -76,6 +78,9 @@ final class RateLimiter: Sendable {
                 return true
             }
             if grant.perSecond != nil { WorkerMetrics.rateLimitTokens(environment: key.environment, granted: grant.granted) }
+            // When the bucket is empty, this worker asks again once a whole lease may have refilled
+            // (not at the next single token): at most about ten statements a second per worker and key.
+            let wait = max(grant.wait + Double(Self.leaseSize(perSecond: grant.perSecond ?? 1) - 1) / Double(max(grant.perSecond ?? 1, 1)), 0.001)
             let now = ContinuousClock.now
             let admitted = allowances.withLock { all -> Bool in
                 var allowance = all[key] ?? Allowance()
@@ -87,7 +92,7 @@ final class RateLimiter: Sendable {
                 }
                 allowance.unlimitedUntil = nil
                 guard grant.granted > 0 else {
-                    allowance.emptyUntil = now + .seconds(max(grant.wait, 0.001))
+                    allowance.emptyUntil = now + .seconds(wait)
                     return false
                 }
                 allowance.emptyUntil = nil
@@ -95,7 +100,7 @@ final class RateLimiter: Sendable {
                 allowance.expiresAt = now + Self.leaseLife
                 return true
             }
-            return admitted ? true : await hold(event, key, after: .seconds(max(grant.wait, 0.001)))
+            return admitted ? true : await hold(event, key, after: .seconds(wait))
         }
     }
 
