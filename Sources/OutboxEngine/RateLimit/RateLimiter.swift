@@ -13,7 +13,8 @@ import Synchronization
 ///
 /// A limited merchant costs each worker busy with it at most about ten bucket statements a second
 /// (one per lease, or per lease-sized wait when the bucket is empty), plus one give-back per event
-/// held; merchants without a limit cost one statement per worker every ``unlimitedRecheck``.
+/// held. An event whose merchant had no limit when it was claimed (the claim reads the setting) costs
+/// nothing; a limit removed since is noticed by the bucket and remembered for ``unlimitedRecheck``.
 /// If the bucket cannot be read (database trouble), the call goes ahead: the limit is a courtesy
 /// toward FlexCharge, whose 429 is retried after its Retry-After anyway.
 final class RateLimiter: Sendable {
@@ -60,6 +61,9 @@ final class RateLimiter: Sendable {
 
     /// True when the event may be called now (a token spent); false when it was given back.
     func admit(_ event: ClaimedEvent) async -> Bool {
+        // A merchant without a limit when its event was claimed costs no statement: with the database
+        // away, asking would hold every call (and a shutdown) for a connect or statement timeout each.
+        guard event.rateLimitPerSecond != nil, !Task.isCancelled else { return true }
         let key = BreakerKey(merchantID: event.merchantID, environment: event.environment)
         switch verdict(key, at: .now) {
         case .go: return true

@@ -62,6 +62,9 @@ struct ClaimedEvent: Sendable {
     /// The lane it was claimed in: its own lane, or a lower one when a later event of its order
     /// waits for it (see `flexcharge.inherit_claim_lane`, migrations/0014).
     let claimLane: Lane
+    /// The merchant's rate limit toward FlexCharge when it was claimed (migrations/0020); `nil`: none,
+    /// so the rate limiter lets it through without a statement.
+    let rateLimitPerSecond: Int?
 
     /// The lane of its kind and channel, for metrics and logs.
     var lane: Lane { Lane(kind: kind, channel: channel) }
@@ -90,5 +93,6 @@ struct ClaimedEvent: Sendable {
         refundedBeforeCents = try row.decode("refunded_before_cents")
         requestBody = try row.decode("request_body")
         credentials = try SealedCredentials(row: row)
+        rateLimitPerSecond = try row.decode("rate_limit_per_second", as: Int32?.self).map(Int.init)
     }
 }

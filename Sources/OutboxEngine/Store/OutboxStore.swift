@@ -35,7 +35,8 @@ struct OutboxStore: Sendable {
                            AND r.order_session_key IS NOT DISTINCT FROM c.order_session_key) END AS refunded_before_cents,
                    flexcharge.request_body(c, m, mc.mid, cur.currency)::text AS request_body,
                    mc.mid, mc.key_id, mc.app_key_sealed, mc.app_secret_sealed,  -- the API credentials only
-                   mc.updated_at AS credentials_updated_at
+                   mc.updated_at AS credentials_updated_at,
+                   m.rate_limit_per_second  -- NULL: the rate limiter asks nothing (migrations/0020)
               FROM flexcharge.claim($1, $2, $3::integer[], make_interval(secs => $4)) c
               LEFT JOIN flexcharge.merchants m ON m.merchant_id = c.merchant_id
               LEFT JOIN flexcharge.merchant_credentials mc
