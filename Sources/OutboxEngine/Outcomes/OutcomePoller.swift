@@ -123,8 +123,8 @@ struct OutcomePoller: Sendable {
         // An expiry from FlexCharge's answer is outside input: one past a year after the answer (e.g. 9999-12-31)
         // counts as a year, so an order is never looked up forever.
         let latestExpiry = outcome.answeredAt.addingTimeInterval(Self.longestExpiry)
-        let deadline = expiry.map { min($0, latestExpiry).addingTimeInterval(polling.expiryGrace.secondsValue) }
-            ?? outcome.answeredAt.addingTimeInterval(polling.maxAge.secondsValue)
+        let deadline = expiry.map { min($0, latestExpiry).addingTimeInterval(polling.expiryGrace.seconds) }
+            ?? outcome.answeredAt.addingTimeInterval(polling.maxAge.seconds)
         if now >= deadline {
             lookup.result = .dead
             lookup.failureClass = lookup.failureClass ?? "permanent"
@@ -137,9 +137,4 @@ struct OutcomePoller: Sendable {
         lookup.result = .pending(decision: decision, delay: delay)
         return lookup
     }
-}
-
-extension Duration {
-    /// Seconds as a Double.
-    var secondsValue: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -67,7 +67,7 @@ public struct WebhookReceiver: Sendable {
         guard !verified.isEmpty else {
             return refuse("signature does not verify", merchant: merchantID)
         }
-        guard let sent = HTTPDate.parse(date), abs(sent.timeIntervalSince(now())) <= clockSkew.secondsValue else {
+        guard let sent = HTTPDate.parse(date), abs(sent.timeIntervalSince(now())) <= clockSkew.seconds else {
             return refuse("x-fc-date outside the accepted clock skew", merchant: merchantID)
         }
         guard let payload = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],
@@ -82,7 +82,7 @@ public struct WebhookReceiver: Sendable {
             externalOrderID: payload["ExternalOrderId"] as? String, confirmationID: payload["ConfirmationId"] as? String,
             timestamp: payload["TimeStamp"] as? String ?? "", isTestMode: isTestMode,
             isResent: payload["IsResent"] as? Bool ?? false, body: String(decoding: body, as: UTF8.self),
-            skewSeconds: clockSkew.secondsValue)
+            skewSeconds: clockSkew.seconds)
         do {
             let result = try await session.withTransaction { tx in try Self.record(delivery, tx: tx) }
             var metadata: Logger.Metadata = [
