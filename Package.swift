@@ -12,6 +12,8 @@
 //                     metrics backend: a Swift gateway can embed it)
 //   OutboxServers     the HTTP servers of the two processes (Hummingbird): `serve`'s webhooks and tokenize
 //                     endpoint, the worker's /healthz, /readyz and /metrics
+//   OutboxConsole     the ops console (Hummingbird): web pages over the same engine code paths as the CLI,
+//                     with its own accounts, sessions, CSRF and TOTP (hummingbird-auth)
 //   OutboxCLI         `flexcharge-outbox`, the operator's tool and the worker process; it alone chooses the
 //                     metrics backend (Prometheus), as swift-metrics asks of executables
 //   SandboxServer     `flexcharge-sandbox`, the simulator's command line
@@ -36,6 +38,9 @@ extension Target.Dependency {
     static let unixSignals = product(name: "UnixSignals", package: "swift-service-lifecycle")
     static let argumentParser = product(name: "ArgumentParser", package: "swift-argument-parser")
     static let hummingbird = product(name: "Hummingbird", package: "hummingbird")
+    static let hummingbirdAuth = product(name: "HummingbirdAuth", package: "hummingbird-auth")
+    static let hummingbirdBcrypt = product(name: "HummingbirdBcrypt", package: "hummingbird-auth")
+    static let hummingbirdOTP = product(name: "HummingbirdOTP", package: "hummingbird-auth")
 }
 
 let package = Package(
@@ -60,6 +65,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -94,6 +100,15 @@ let package = Package(
             dependencies: ["LibPQ", "FlexChargeAPI", "OutboxEngine", .hummingbird, .nioCore, .logging, .crypto],
             swiftSettings: swiftSettings
         ),
+        // The ops console: pages register through ConsoleArea (Sources/OutboxConsole/Core/ConsoleArea.swift).
+        .target(
+            name: "OutboxConsole",
+            dependencies: [
+                "LibPQ", "OutboxEngine", "FlexChargeAPI", .hummingbird, .hummingbirdAuth, .hummingbirdBcrypt, .hummingbirdOTP,
+                .nioCore, .logging, .crypto,
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The SQL of migrations/ built into the binary (`migrate` needs no files at run time): the
         // EmbedMigrations build-tool plugin runs MigrationsEmbedder to turn each file into a literal.
         .executableTarget(name: "MigrationsEmbedder", swiftSettings: swiftSettings),
@@ -112,7 +127,7 @@ let package = Package(
         .executableTarget(
             name: "OutboxCLI",
             dependencies: [
-                "LibPQ", "OutboxMigrations", "OutboxEngine", "OutboxServers", "FlexChargeAPI", .metrics, .prometheus,
+                "LibPQ", "OutboxMigrations", "OutboxEngine", "OutboxServers", "OutboxConsole", "FlexChargeAPI", .metrics, .prometheus,
                 .argumentParser, .logging, .serviceLifecycle, .unixSignals, .nioPosix,
             ],
             swiftSettings: swiftSettings
@@ -156,6 +171,15 @@ let package = Package(
         .testTarget(
             name: "OutboxCLITests",
             dependencies: ["LibPQ", "TestSupport", "OutboxMigrations"],
+            swiftSettings: swiftSettings
+        ),
+        // The console's sign-in, sessions, CSRF, roles and TOTP over real HTTP and a real PostgreSQL.
+        .testTarget(
+            name: "ConsoleTests",
+            dependencies: [
+                "OutboxConsole", "OutboxEngine", "LibPQ", "TestSupport", .hummingbird, .hummingbirdOTP, .asyncHTTPClient,
+                .nioCore, .logging,
+            ],
             swiftSettings: swiftSettings
         ),
     ]

@@ -20,7 +20,7 @@ struct FlexChargeOutbox: AsyncParsableCommand {
               flexcharge-outbox migrate            # create or upgrade the flexcharge schema
               flexcharge-outbox migrate --status   # what is applied, what is pending
             """,
-        subcommands: [MigrateCommand.self, WorkerCommand.self, StatusCommand.self, EventsCommand.self, RetryCommand.self, SkipCommand.self, PauseCommand.self, ResumeCommand.self, PausesCommand.self, ReplaySkippedCommand.self, ReportCommand.self, ReconcileCommand.self, MerchantCommand.self, SampleEventsCommand.self, PruneCommand.self, BenchSQLCommand.self, ServeCommand.self]
+        subcommands: [MigrateCommand.self, WorkerCommand.self, StatusCommand.self, EventsCommand.self, RetryCommand.self, SkipCommand.self, PauseCommand.self, ResumeCommand.self, PausesCommand.self, ReplaySkippedCommand.self, ReportCommand.self, ReconcileCommand.self, MerchantCommand.self, SampleEventsCommand.self, PruneCommand.self, BenchSQLCommand.self, ServeCommand.self, ConsoleCommand.self]
     )
 
     /// Runs the command; failures print one line on stderr (no stack trace) and exit non-zero:
