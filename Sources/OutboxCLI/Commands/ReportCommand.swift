@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LibPQ
+import OutboxEngine
 
 /// `flexcharge-outbox report`: the numbers of `flexcharge.daily_report` (migrations/0016): events,
 /// outcomes and the money rescued, gross and net of refunds, cancellations and chargebacks.
@@ -26,39 +27,35 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(help: "First day, YYYY-MM-DD (UTC).") var from: String
     @Option(help: "Last day, YYYY-MM-DD (UTC), inclusive.") var to: String
     @Option(help: "Only this merchant.") var merchant: String?
+    @Option(help: "Only this site (the event's site_url, or its descriptor when it has none).") var site: String?
+    @Option(help: "Only this descriptor.") var descriptor: String?
+    @Option(help: "Only this channel: mit, cit_website or cit_call_center.") var channel: String?
+    @Option(help: "Only events sent to this environment: sandbox or production.") var environment: String?
     @Option(help: "table, csv or json.") var format = "table"
 
-    static let columns = [
-        "day", "merchant_id", "site", "descriptor", "channel", "origin", "environment", "is_test", "events", "transmitted",
-        "evaluated", "approved", "approved_cents", "declined", "challenge", "pending", "failed", "skipped", "dead", "cancelled",
-        "expired", "refunded_cents", "cancelled_cents", "chargeback_cents", "net_cents", "unpriced_adjustments",
-    ]
+    static var columns: [String] { DailyReport.columns }
 
     func run() async throws {
-        guard let fromDay = Self.day(from), let toDay = Self.day(to) else {
+        let filter: DailyReport.Filter
+        do {
+            filter = try DailyReport.Filter(from: from, to: to, merchant: merchant, site: site, descriptor: descriptor,
+                                            channel: channel, environment: environment)
+        } catch .notADate {
             throw CLIFailure.badInput("--from and --to must be dates like 2026-11-26")
+        } catch .fromAfterTo {
+            throw CLIFailure.badInput("--from must not be after --to")
+        } catch .unknownChannel(let channel) {
+            throw CLIFailure.badInput("--channel must be mit, cit_website or cit_call_center, not \(channel)")
+        } catch .unknownEnvironment(let environment) {
+            throw CLIFailure.badInput("--environment must be sandbox or production, not \(environment)")
         }
-        guard fromDay <= toDay else { throw CLIFailure.badInput("--from must not be after --to") }
         guard ["table", "csv", "json"].contains(format) else { throw CLIFailure.badInput("--format must be table, csv or json") }
-        let rows = try await database.withSession { session -> [[String]] in
-            if let merchant, try await session.query("SELECT 1 FROM flexcharge.merchants WHERE merchant_id = $1", [merchant]).rows.isEmpty,
-                try await session.query("SELECT 1 FROM flexcharge.outbox WHERE merchant_id = $1 LIMIT 1", [merchant]).rows.isEmpty
-            {
-                throw CLIFailure.badInput("unknown merchant \(merchant)")
-            }
-            let result = try await session.query(
-                """
-                SELECT \(Self.columns.map { "\($0)::text" }.joined(separator: ", "))
-                  FROM flexcharge.daily_report
-                 WHERE day BETWEEN $1::date AND $2::date AND ($3::text IS NULL OR merchant_id = $3)
-                 ORDER BY day, merchant_id, site NULLS FIRST, descriptor NULLS FIRST, channel, origin NULLS FIRST, environment NULLS FIRST,
-                          is_test
-                """, [from, to, merchant])
-            return result.rows.map { $0.values.map { $0 ?? "" } }
+        let rows = try await database.withSession { session in
+            try await operatorCall { try await DailyReport.rows(session, filter) }
         }
         switch format {
         case "csv":
-            print(TextTable(headers: Self.columns, rows: rows).csv())
+            print(DailyReport.csv(rows), terminator: "")
         case "json":
             let objects = rows.map { row in
                 Dictionary(uniqueKeysWithValues: zip(Self.columns, row).map { key, value -> (String, ReportValue) in
@@ -71,14 +68,8 @@ struct ReportCommand: AsyncParsableCommand {
         }
     }
 
-    static func day(_ text: String) -> Date? {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "yyyy-MM-dd"
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        guard let date = formatter.date(from: text), formatter.string(from: date) == text else { return nil }
-        return date
-    }
+    /// A `YYYY-MM-DD` day (UTC), as the report reads it.
+    static func day(_ text: String) -> Date? { DailyReport.day(text) }
 }
 
 /// A JSON cell: number, boolean, text or null.

@@ -27,71 +27,14 @@ struct StatusCommand: AsyncParsableCommand {
     @Option(help: "Alert when a pending event is older than this (seconds).") var alertOldestSeconds = 300.0
     @Option(help: "Alert when more than this many events are dead.") var alertDead = 0
 
-    struct Lane: Codable {
-        let lane: String, state: String, events: Int, oldestAgeSeconds: Double?, retrying: Int, awaitingLookup: Int
-    }
-    struct Lease: Codable { let worker: String, leases: Int, expired: Int }
-    /// A circuit breaker that is not closed (or is counting failures), from `flexcharge.breakers`.
-    struct Breaker: Codable {
-        let merchantId: String, environment: String, state: String, failures: Int, trips: Int
-        let openedAt: Date?, retryAt: Date?, pendingEvents: Int, lastError: String?
-    }
-    struct Report: Codable {
-        let lanes: [Lane], leases: [Lease], breakers: [Breaker], breakerCounts: [String: Int], pauses: [Pause], totals: [String: Int], alerts: [String]
-    }
-
     func run() async throws {
-        let report = try await database.withSession { session -> Report in
-            let lanes = try await session.query(
-                "SELECT lane_name, state, events, oldest_age_seconds, retrying, awaiting_lookup FROM flexcharge.queue_health ORDER BY lane, state"
-            ).rows.map {
-                Lane(lane: try $0.decode("lane_name"), state: try $0.decode("state"), events: try $0.decode("events"),
-                     oldestAgeSeconds: try $0.decode("oldest_age_seconds"), retrying: try $0.decode("retrying"),
-                     awaitingLookup: try $0.decode("awaiting_lookup"))
-            }
-            let leases = try await session.query("SELECT worker, leases, expired FROM flexcharge.worker_leases ORDER BY worker").rows.map {
-                Lease(worker: try $0.decode("worker"), leases: try $0.decode("leases"), expired: try $0.decode("expired"))
-            }
-            let breakerRows = try await session.query(
-                """
-                SELECT merchant_id, environment, state, failures, trips, opened_at, retry_at, pending_events, last_error
-                  FROM flexcharge.breakers ORDER BY merchant_id, environment
-                """).rows
-            var breakerCounts: [String: Int] = ["closed": 0, "open": 0, "half_open": 0]
-            var breakers: [Breaker] = []
-            for row in breakerRows {
-                let state: String = try row.decode("state")
-                breakerCounts[state, default: 0] += 1
-                let failures: Int = try row.decode("failures")
-                guard state != "closed" || failures > 0 else { continue }
-                breakers.append(Breaker(
-                    merchantId: try row.decode("merchant_id"), environment: try row.decode("environment"), state: state,
-                    failures: failures, trips: try row.decode("trips"), openedAt: try row.decode("opened_at"),
-                    retryAt: try row.decode("retry_at"), pendingEvents: try row.decode("pending_events"),
-                    lastError: try row.decode("last_error")))
-            }
-            let pauses = try await PauseBoard(session: session, actor: "").active()
-            var totals: [String: Int] = [:]
-            for row in try await session.query("SELECT state, count(*)::bigint AS n FROM flexcharge.outbox GROUP BY state").rows {
-                totals[try row.decode("state")] = try row.decode("n")
-            }
-            var alerts: [String] = []
-            if let oldest = lanes.filter({ $0.state == "pending" }).compactMap(\.oldestAgeSeconds).max(), oldest > alertOldestSeconds {
-                alerts.append("oldest pending event is \(Int(oldest)) s old (threshold \(Int(alertOldestSeconds)) s)")
-            }
-            if let dead = totals["dead"], dead > alertDead { alerts.append("\(dead) dead event(s) (threshold \(alertDead))") }
-            let expired = leases.map(\.expired).reduce(0, +)
-            if expired > 0 { alerts.append("\(expired) expired lease(s): a worker stopped answering") }
-            for breaker in breakers where breaker.state != "closed" {
-                alerts.append("circuit breaker \(breaker.state) for merchant \(breaker.merchantId) (\(breaker.environment)): FlexCharge is failing; \(breaker.pendingEvents) event(s) wait without spending attempts")
-            }
-            return Report(lanes: lanes, leases: leases, breakers: breakers, breakerCounts: breakerCounts, pauses: pauses, totals: totals, alerts: alerts)
+        let report = try await database.withSession { session in
+            try await QueueStatus.read(session, thresholds: QueueStatus.Thresholds(oldestPendingSeconds: alertOldestSeconds, dead: alertDead))
         }
         if json {
             print(try jsonText(report))
         } else {
-            let states = ["pending", "running", "awaiting_outcome", "succeeded", "failed", "skipped", "dead"]
-            print(states.map { "\($0) \(report.totals[$0] ?? 0)" }.joined(separator: "  "))
+            print(QueueStatus.states.map { "\($0) \(report.totals[$0] ?? 0)" }.joined(separator: "  "))
             print("")
             var table = TextTable(headers: ["lane", "state", "events", "oldest_s", "retrying", "lookup"])
             table.rows = report.lanes.map {
@@ -105,7 +48,7 @@ struct StatusCommand: AsyncParsableCommand {
                 print(leases.render())
             }
             print("")
-            print("circuit breakers: " + ["closed", "open", "half_open"].map { "\($0) \(report.breakerCounts[$0] ?? 0)" }.joined(separator: "  "))
+            print("circuit breakers: " + QueueStatus.breakerStates.map { "\($0) \(report.breakerCounts[$0] ?? 0)" }.joined(separator: "  "))
             if !report.breakers.isEmpty {
                 var breakers = TextTable(headers: ["merchant", "environment", "state", "failures", "trips", "open_since", "next_probe", "pending"])
                 breakers.rows = report.breakers.map {

@@ -17,15 +17,6 @@ struct TextTable {
         let bold = Terminal.isColour ? "\u{1B}[1m" : "", reset = Terminal.isColour ? "\u{1B}[0m" : ""
         return ([bold + line(headers) + reset] + rows.map(line)).joined(separator: "\n")
     }
-
-    /// RFC 4180 CSV.
-    func csv() -> String {
-        func field(_ value: String) -> String {
-            value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" })
-                ? "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : value
-        }
-        return ([headers] + rows).map { $0.map(field).joined(separator: ",") }.joined(separator: "\n")
-    }
 }
 
 enum Terminal {
