@@ -29,14 +29,9 @@ struct EventsCommand: AsyncParsableCommand {
         func run() async throws {
             let eventID = try parseEventID(id)
             try await database.withSession { session in
-                guard let event = try await session.query(
-                    "SELECT * FROM flexcharge.order_events WHERE id = $1", [eventID]).first
-                else { throw CLIFailure.badInput("unknown event \(eventID)") }
-                let attempts = try await session.query(
-                    """
-                    SELECT attempt, action, worker, environment, started_at, latency_ms, http_status, failure_class, error
-                      FROM flexcharge.attempts WHERE event_id = $1 ORDER BY id
-                    """, [eventID])
+                let queries = EventQueries(session: session)
+                guard let event = try await queries.event(eventID) else { throw CLIFailure.badInput("unknown event \(eventID)") }
+                let attempts = try await queries.attempts(eventID)
                 let fields = zip(event.values.indices, event.values).map { ($0, $1) }
                 if json {
                     var object: [String: String?] = [:]
@@ -62,28 +57,17 @@ struct EventsCommand: AsyncParsableCommand {
         @OptionGroup var database: DatabaseOptions
         @Option(help: "Merchant id.") var merchant: String?
         @Option(help: "The gateway's order id.") var order: String?
-        @Option(help: "pending, running, succeeded, awaiting_outcome, failed, skipped or dead.") var state: String?
-        @Option(help: "transmit, evaluate, cancel, refund or external_cancel.") var kind: String?
+        @Option(help: "\(EventFilter.states.joined(separator: ", ")).") var state: String?
+        @Option(help: "\(EventFilter.kinds.joined(separator: ", ")).") var kind: String?
         @Option(help: "Only events created at or after this ISO-8601 time.") var since: String?
-        @Option(help: "At most this many.") var limit = 100
+        @Option(help: "At most this many (up to \(EventFilter.maximumLimit)).") var limit = 100
 
         func run() async throws {
-            let states = ["pending", "running", "succeeded", "awaiting_outcome", "failed", "skipped", "dead"]
-            if let state, !states.contains(state) { throw CLIFailure.badInput("--state must be one of \(states.joined(separator: ", "))") }
-            let kinds = ["transmit", "evaluate", "cancel", "refund", "external_cancel"]
-            if let kind, !kinds.contains(kind) { throw CLIFailure.badInput("--kind must be one of \(kinds.joined(separator: ", "))") }
-            let sinceDate = try since.map(parseTime(_:))
-            guard limit > 0 else { throw CLIFailure.badInput("--limit must be positive") }
+            let filter = EventFilter(merchant: merchant, order: order, state: state, kind: kind,
+                                     since: try since.map(parseTime(_:)), limit: limit)
+            if let problem = filter.problem { throw CLIFailure.badInput("--\(problem)") }
             try await database.withSession { session in
-                let result = try await session.query(
-                    """
-                    SELECT id, created_at, merchant_id, order_id, kind, channel, origin, state, decision, attempts, last_error
-                      FROM flexcharge.outbox
-                     WHERE ($1::text IS NULL OR merchant_id = $1) AND ($2::text IS NULL OR order_id = $2)
-                       AND ($3::text IS NULL OR state = $3) AND ($4::text IS NULL OR kind = $4)
-                       AND ($5::timestamptz IS NULL OR created_at >= $5)
-                     ORDER BY id DESC LIMIT $6
-                    """, [merchant, order, state, kind, sinceDate, limit])
+                let result = try await EventQueries(session: session).search(filter)
                 var table = TextTable(headers: result.columns)
                 table.rows = result.rows.map { $0.values.map { $0 ?? "-" } }
                 print(result.rows.isEmpty ? "no events match" : table.render())
@@ -153,7 +137,6 @@ struct SkipCommand: AsyncParsableCommand {
 
     func run() async throws {
         let eventID = try parseEventID(id)
-        guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw CLIFailure.badInput("--reason must not be empty") }
         try await database.withSession { session in
             _ = try await operatorCall { try await OperatorActions(session: session, actor: actor.name).skip(eventID, reason: reason) }
             print("event \(eventID) skipped")

@@ -54,13 +54,10 @@ struct SwitchOptions: ParsableArguments {
         var values: [Channel: ChannelSwitch?] = [:]
         for (channel, text, option) in [(Channel.citWebsite, citWebsite, "--cit-website"), (.citCallCenter, citCallCenter, "--cit-call-center"), (.mit, mit, "--mit")] {
             guard let text else { continue }
-            if allowInherit && text == "inherit" {
-                values[channel] = .some(nil)
-            } else if let value = ChannelSwitch(rawValue: text) {
-                values[channel] = value
-            } else {
+            guard let value = ChannelSwitch.parse(text, allowInherit: allowInherit) else {
                 throw CLIFailure.badInput("\(option) must be off, sandbox or production\(allowInherit ? " (or inherit)" : ""), not \(text)")
             }
+            values[channel] = value
         }
         return values
     }

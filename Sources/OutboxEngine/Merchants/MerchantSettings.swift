@@ -3,6 +3,16 @@ import Foundation
 /// Where a channel's events go.
 public enum ChannelSwitch: String, Sendable, CaseIterable, Codable {
     case off, sandbox, production
+
+    /// The word a site's override takes to follow the merchant's switch again.
+    public static let inherit = "inherit"
+
+    /// A switch as an operator writes it (CLI option, console form): `off`, `sandbox`, `production`,
+    /// and for a site (`allowInherit`) `inherit`, read as `.some(nil)`. Nil when it is none of them.
+    public static func parse(_ text: String, allowInherit: Bool) -> ChannelSwitch?? {
+        if allowInherit && text == inherit { return .some(nil) }
+        return ChannelSwitch(rawValue: text).map { .some($0) }
+    }
 }
 
 /// The three channels a merchant switches independently.

@@ -116,9 +116,10 @@ public struct EventQueries: Sendable {
             """, [id])
     }
 
-    /// The event's payload with card fields, card numbers and credentials masked, as JSON text
-    /// (`flexcharge.masked_payload`, migrations/0024); nil when the event is unknown.
+    /// The event's payload with card fields, card numbers and credentials masked, as indented JSON
+    /// text (`flexcharge.masked_payload`, migrations/0024); nil when the event is unknown.
     public func maskedPayload(_ id: Int64) async throws -> String? {
-        try await session.query("SELECT flexcharge.masked_payload($1) AS payload", [id]).first?.decode("payload", as: String?.self)
+        try await session.query("SELECT jsonb_pretty(flexcharge.masked_payload($1)) AS payload", [id]).first?
+            .decode("payload", as: String?.self)
     }
 }

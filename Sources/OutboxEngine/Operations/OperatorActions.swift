@@ -11,6 +11,11 @@ public struct OperatorActions: Sendable {
     /// requeued as a lookup only). Give it the workers' policy.
     public let retryPolicy: RetryPolicy
 
+    /// The states `retry` requeues from.
+    public static let retryableStates = ["failed", "dead"]
+    /// The states `skip` skips from.
+    public static let skippableStates = ["pending", "failed", "dead"]
+
     public init(session: PGSession, actor: String, retryPolicy: RetryPolicy = RetryPolicy()) {
         self.session = session
         self.actor = actor
@@ -24,13 +29,15 @@ public struct OperatorActions: Sendable {
     /// only: the worker finds its order at FlexCharge and records its decision, and if FlexCharge
     /// has no such order it goes dead again with that reason; it is never sent again (its
     /// `first_claimed_at` is kept, which is what the worker's window check reads).
-    public func retry(_ id: Int64) async throws -> String {
-        try await requeue(id, from: ["failed", "dead"], refusal: "only failed or dead events can be retried", verb: "requeued")
+    /// `reason`, when given (the ops console asks for one), is kept with the requeue in the attempt ledger.
+    public func retry(_ id: Int64, reason: String? = nil) async throws -> String {
+        try await requeue(id, from: Self.retryableStates, refusal: "only failed or dead events can be retried", verb: "requeued",
+                          reason: reason)
     }
 
     /// The one requeue rule (lookup first, never past the idempotency window) for `retry` and
     /// `replaySkipped`: requeues the event if its state is one of `states`, else refuses.
-    func requeue(_ id: Int64, from states: [String], refusal: String, verb: String) async throws -> String {
+    func requeue(_ id: Int64, from states: [String], refusal: String, verb: String, reason: String? = nil) async throws -> String {
         let actor = self.actor, policy = retryPolicy
         return try await session.withTransaction { tx in
             guard let row = try tx.query(
@@ -49,9 +56,10 @@ public struct OperatorActions: Sendable {
                 && firstSent.map { policy.idempotencyWindowHasPassed(firstSentAt: $0, now: now) } == true
             let lookedUp = ClaimedEvent.Kind(rawValue: kind)?.isLookedUpAfterAmbiguity ?? true
             let action = lookedUp && sent ? "lookup" : "send"
-            let note = pastWindow
+            let rule = pastWindow
                 ? "\(verb) as a lookup only: first sent more than \(Self.hours(policy.idempotencyWindow)) h ago, past FlexCharge's idempotency window, so it is never sent again; if FlexCharge has no order for it, it goes dead again"
                 : "\(verb) (\(action) first)"
+            let note = reason.map { "\(rule); reason: \($0)" } ?? rule
             try tx.execute(
                 """
                 UPDATE flexcharge.outbox
@@ -85,15 +93,16 @@ public struct OperatorActions: Sendable {
         return (requeued, refused)
     }
 
-    /// Marks an event skipped (never sent again) with the operator's reason.
+    /// Marks an event skipped (never sent again) with the operator's reason, which must not be blank.
     public func skip(_ id: Int64, reason: String) async throws {
+        guard !reason.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw OperatorError("the reason must not be empty") }
         let actor = self.actor
         try await session.withTransaction { tx in
             guard let row = try tx.query("SELECT state FROM flexcharge.outbox WHERE id = $1 FOR UPDATE", [id]).first else {
                 throw OperatorError("unknown event \(id)")
             }
             let state: String = try row.decode("state")
-            guard ["pending", "failed", "dead"].contains(state) else {
+            guard Self.skippableStates.contains(state) else {
                 throw OperatorError("event \(id) is \(state): only pending, failed or dead events can be skipped")
             }
             try tx.execute(
