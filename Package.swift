@@ -178,7 +178,7 @@ let package = Package(
             name: "ConsoleTests",
             dependencies: [
                 "OutboxConsole", "OutboxEngine", "LibPQ", "TestSupport", .hummingbird, .hummingbirdOTP, .asyncHTTPClient,
-                .nioCore, .logging,
+                .nioCore, .nioHTTP1, .logging, .serviceLifecycle,
             ],
             swiftSettings: swiftSettings
         ),
