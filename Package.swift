@@ -182,5 +182,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The console in headless Chromium (Debian's chromium and chromium-driver, W3C WebDriver): the
+        // built binaries run as processes (console, worker, simulator), so this imports no console code.
+        .testTarget(
+            name: "ConsoleBrowserTests",
+            dependencies: ["LibPQ", "TestSupport", .asyncHTTPClient, .nioCore, .nioHTTP1],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

@@ -26,6 +26,11 @@ command -v javac >/dev/null 2>&1 || extras+=(default-jdk-headless)
 [ -f /usr/share/java/postgresql.jar ] || extras+=(libpostgresql-jdbc-java)
 command -v go >/dev/null 2>&1 || extras+=(golang-go)
 [ -d /usr/share/gocode/src/github.com/lib/pq ] || extras+=(golang-github-lib-pq-dev)
+# The ops console's browser tests (Tests/ConsoleBrowserTests) and scripts/screenshots drive Debian's
+# headless Chromium through its chromedriver (W3C WebDriver); pip fetches the accessibility checker below.
+command -v chromium >/dev/null 2>&1 || extras+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || extras+=(chromium-driver)
+python3 -m pip --version >/dev/null 2>&1 || extras+=(python3-pip)
 if [ ${#extras[@]} -gt 0 ]; then
     echo "installing: ${extras[*]}" >&2
     sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
@@ -35,4 +40,28 @@ if [ ${#extras[@]} -gt 0 ]; then
     if [[ " ${extras[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
         $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
     fi
+fi
+
+# The accessibility check of the browser tests injects axe-core's axe.min.js into each page. It is
+# taken from PyPI's axe-selenium-python wheel, which ships it: downloaded and unpacked into a cache,
+# never installed (only that one file is used). ConsoleBrowserTests/Accessibility.swift reads it from
+# this path (or $FLEXCHARGE_AXE_JS).
+axe_version=3.0.0
+axe_js=${FLEXCHARGE_AXE_JS:-${XDG_CACHE_HOME:-$HOME/.cache}/flexcharge-outbox/axe-selenium-python-$axe_version/axe.min.js}
+if [ ! -s "$axe_js" ]; then
+    echo "fetching axe-core (PyPI axe-selenium-python $axe_version)" >&2
+    wheel_dir=$(mktemp -d)
+    # --python-version: the wheel is pure JavaScript and Python, but declares Python >= 3.12.
+    python3 -m pip download -q --no-deps --only-binary :all: --python-version 3.12 -d "$wheel_dir" \
+        "axe-selenium-python==$axe_version"
+    python3 - "$wheel_dir" "$axe_js" <<'PY'
+import glob, os, sys, zipfile
+wheel = zipfile.ZipFile(glob.glob(os.path.join(sys.argv[1], "*.whl"))[0])
+script = wheel.read("axe_selenium_python/node_modules/axe-core/axe.min.js")
+os.makedirs(os.path.dirname(sys.argv[2]), exist_ok=True)
+with open(sys.argv[2] + ".part", "wb") as out:
+    out.write(script)
+os.replace(sys.argv[2] + ".part", sys.argv[2])
+PY
+    rm -rf "$wheel_dir"
 fi
