@@ -25,6 +25,9 @@ struct BenchSQLCommand: AsyncParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
     @Option(help: "Events per claim.") var batchSize = 64
+    @Option(help: "Simulated API latency in milliseconds: each claimed event answers after it, at most --concurrency at a time, claimed as the worker claims (0: claim back to back, the database ceiling).")
+    var latencyMs = 0
+    @Option(help: "Calls in flight with --latency-ms.") var concurrency = 64
     @Flag(help: .hidden) var throwawayDatabaseMarksEveryPendingEventSucceeded = false
 
     func run() async throws {
@@ -36,7 +39,8 @@ struct BenchSQLCommand: AsyncParsableCommand {
         let result: (events: Int, seconds: Double)
         do {
             result = try await SQLDrainBenchmark.run(
-                database: database.configuration, batchSize: batchSize, logger: Logger(label: "bench"))
+                database: database.configuration, batchSize: batchSize, latency: .milliseconds(latencyMs),
+                concurrency: concurrency, logger: Logger(label: "bench"))
         } catch let refusal as SQLDrainBenchmark.Refusal {
             throw CLIFailure.badInput(refusal.description)
         }

@@ -48,7 +48,15 @@ public enum SQLDrainBenchmark {
 
     /// Drains every pending event; returns the number drained and the seconds it took. Refuses
     /// (``Refusal``) a database that ``checkThrowaway(on:)`` does not accept.
-    public static func run(database: PGConfiguration, batchSize: Int = 64, logger: Logger) async throws -> (events: Int, seconds: Double) {
+    ///
+    /// With `latency` zero, claims back to back (the database ceiling). With a `latency`, each claimed
+    /// event "answers" after it, at most `concurrency` at a time, and the loop claims as the worker does
+    /// (once half the slots are free, ``WorkerConfiguration/claimThreshold``): the statements and batch
+    /// sizes of a drain against an API answering in `latency`, without HTTP, so the database's cost
+    /// per event at that latency can be measured alone.
+    public static func run(
+        database: PGConfiguration, batchSize: Int = 64, latency: Duration = .zero, concurrency: Int = 64, logger: Logger
+    ) async throws -> (events: Int, seconds: Double) {
         let claimSession = PGSession(configuration: database, name: "bench-claim")
         do {
             try await checkThrowaway(on: claimSession)
@@ -62,26 +70,52 @@ public enum SQLDrainBenchmark {
         let store = OutboxStore()
         let started = ContinuousClock.now
         var drained = 0
+        let threshold = max(1, min(batchSize, concurrency / 2))
+        let (answered, answers) = AsyncStream<Int>.makeStream()
         await withDiscardingTaskGroup { group in
             group.addTask { await writer.run() }
+            var inFlight = 0
+            var answerIterator = answered.makeAsyncIterator()
             while true {
-                let events = (try? await store.claim(
-                    on: claimSession, worker: worker, total: batchSize, laneCaps: Lane.claimCaps(total: batchSize, others: batchSize),
+                let total = latency == .zero ? batchSize : min(batchSize, concurrency - inFlight)
+                let events = total <= 0 ? [] : (try? await store.claim(
+                    on: claimSession, worker: worker, total: total, laneCaps: Lane.claimCaps(total: total, others: total),
                     lease: .seconds(60))) ?? []
-                if events.isEmpty { break }
+                if events.isEmpty && inFlight == 0 { break }
                 drained += events.count
-                let now = Date()
-                for event in events {
-                    writer.submit(Completion(
-                        eventID: event.id, attempt: event.attempt, action: .send, environment: event.environment,
-                        startedAt: now, finishedAt: now, httpStatus: 200, outcome: .succeeded, transactionKey: "bench"))
+                if latency == .zero {
+                    submit(events, to: writer)
+                    continue
+                }
+                inFlight += events.count
+                group.addTask {
+                    try? await Task.sleep(for: latency)
+                    submit(events, to: writer)
+                    answers.yield(events.count)
+                }
+                // Claim again once `threshold` slots are free (or at once after a full batch, as the worker).
+                if events.count == total && concurrency - inFlight >= threshold { continue }
+                while inFlight > 0, let done = await answerIterator.next() {
+                    inFlight -= done
+                    if concurrency - inFlight >= threshold { break }
                 }
             }
+            answers.finish()
             await writer.finish()
         }
         let elapsed = ContinuousClock.now - started
         await claimSession.close()
         await writerSession.close()
         return (drained, elapsed.seconds)
+    }
+
+    /// Every claimed event "succeeds" now.
+    private static func submit(_ events: [ClaimedEvent], to writer: CompletionWriter) {
+        let now = Date()
+        for event in events {
+            writer.submit(Completion(
+                eventID: event.id, attempt: event.attempt, action: .send, environment: event.environment,
+                startedAt: now, finishedAt: now, httpStatus: 200, outcome: .succeeded, transactionKey: "bench"))
+        }
     }
 }

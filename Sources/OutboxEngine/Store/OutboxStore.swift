@@ -6,8 +6,9 @@ import LibPQ
 struct OutboxStore: Sendable {
     init() {}
 
-    /// Claims up to `total` events (see `flexcharge.claim()` in migrations/0005_claim.sql: SKIP
-    /// LOCKED, lanes, merchant fairness, per-order order, routing). The lease is committed when
+    /// Claims up to `total` events (see `flexcharge.claim()`, migrations/0019_pause.sql, first in
+    /// 0005_claim.sql: SKIP LOCKED, lanes, merchant fairness, per-order order, pauses, breakers,
+    /// routing; and `flexcharge.claim_for_worker()` in 0021_claim_cost.sql around it). The lease is committed when
     /// this returns, before any HTTP call.
     ///
     /// The request body of every kind is built here, by the server, by `flexcharge.request_body()`
@@ -17,38 +18,10 @@ struct OutboxStore: Sendable {
     func claim(
         on session: PGSession, worker: String, total: Int, laneCaps: [Int], lease: Duration
     ) async throws -> [ClaimedEvent] {
+        // flexcharge.claim_for_worker() (migrations/0021_claim_cost.sql) is the claim statement: a
+        // function, so PostgreSQL plans it once per connection.
         let result = try await session.query(
-            """
-            SELECT c.id, c.kind, c.merchant_id, c.order_id, c.channel, c.origin, c.site, c.idempotency_key,
-                   c.attempts, c.created_at, c.first_claimed_at, c.next_action, c.environment,
-                   c.amount_cents, c.state, c.claim_lane,
-                   CASE WHEN c.kind IN ('cancel', 'refund', 'capture')
-                        THEN coalesce(c.order_session_key, c.payload ->> 'orderSessionKey')
-                        ELSE c.order_session_key END AS order_session_key,
-                   cur.currency,
-                   -- A refund looked up after an ambiguous call is compared with what this outbox has
-                   -- recorded as refunded on the same FlexCharge order (see migrations/0010).
-                   CASE WHEN c.kind = 'refund' AND c.next_action = 'lookup' THEN
-                       (SELECT coalesce(sum(r.amount_cents), 0)::bigint FROM flexcharge.outbox r
-                         WHERE r.merchant_id = c.merchant_id AND r.order_id = c.order_id AND r.kind = 'refund'
-                           AND r.state = 'succeeded' AND r.id <> c.id
-                           AND r.order_session_key IS NOT DISTINCT FROM c.order_session_key) END AS refunded_before_cents,
-                   flexcharge.request_body(c, m, mc.mid, cur.currency)::text AS request_body,
-                   mc.mid, mc.key_id, mc.app_key_sealed, mc.app_secret_sealed,  -- the API credentials only
-                   mc.updated_at AS credentials_updated_at,
-                   m.rate_limit_per_second  -- NULL: the rate limiter asks nothing (migrations/0020)
-              FROM flexcharge.claim($1, $2, $3::integer[], make_interval(secs => $4)) c
-              LEFT JOIN flexcharge.merchants m ON m.merchant_id = c.merchant_id
-              LEFT JOIN flexcharge.merchant_credentials mc
-                     ON mc.merchant_id = c.merchant_id AND mc.environment = c.environment
-              -- A capture's currency: its own, else its order's evaluate's.
-             CROSS JOIN LATERAL (
-                   SELECT CASE WHEN c.kind = 'capture' THEN coalesce(c.currency,
-                              (SELECT e.currency FROM flexcharge.outbox e
-                                WHERE e.merchant_id = c.merchant_id AND e.order_id = c.order_id AND e.kind = 'evaluate'
-                                ORDER BY e.id DESC LIMIT 1)) END AS currency) cur
-             WHERE c.state = 'running'
-            """,
+            "SELECT * FROM flexcharge.claim_for_worker($1, $2, $3::integer[], $4)",
             [worker, total, laneCaps, lease.seconds])
         return try result.rows.map(ClaimedEvent.init(row:))
     }
@@ -101,57 +74,13 @@ struct OutboxStore: Sendable {
             decisions.append(c.decision)
             fieldErrors.append(c.fieldErrors)
         }
+        // The statement is flexcharge.record_outcomes() (migrations/0021_claim_cost.sql), planned once per
+        // connection; its rules are the ones above.
         let result = try await session.query(
             """
-            WITH input AS (
-                SELECT * FROM unnest($2::bigint[], $3::integer[], $4::text[], $5::text[], $6::timestamptz[],
-                                     $7::timestamptz[], $8::float8[], $9::integer[], $10::text[], $11::text[],
-                                     $12::text[], $13::text[], $14::timestamptz[], $15::text[], $16::text[],
-                                     $17::text[], $18::jsonb[])
-                    AS t(id, attempt, action, environment, started_at, finished_at, latency_ms, http_status,
-                         failure_class, error, state, next_action, retry_at, transaction_key,
-                         order_session_key, decision, field_errors)
-            ),
-            fresh AS (
-                -- Completions not recorded yet (a retried batch may have been committed already).
-                SELECT i.* FROM input i
-                 WHERE NOT $19::boolean
-                    OR NOT EXISTS (SELECT 1 FROM flexcharge.attempts a
-                                    WHERE a.event_id = i.id AND a.attempt = i.attempt AND a.worker = $1
-                                      AND a.started_at = i.started_at)
-            ),
-            ledger AS (
-                INSERT INTO flexcharge.attempts (event_id, attempt, action, worker, environment, started_at,
-                                                 finished_at, latency_ms, http_status, failure_class, error)
-                SELECT id, attempt, action, $1, environment, started_at, finished_at, latency_ms, http_status,
-                       failure_class, error
-                  FROM fresh
-            ),
-            written AS (
-            UPDATE flexcharge.outbox o
-               SET state             = i.state,
-                   next_action       = i.next_action,
-                   next_attempt_at   = coalesce(i.retry_at, o.next_attempt_at),
-                   lease_owner       = NULL,
-                   lease_expires_at  = NULL,
-                   transaction_key   = coalesce(i.transaction_key, o.transaction_key),
-                   order_session_key = coalesce(i.order_session_key, o.order_session_key),
-                   decision          = coalesce(i.decision, o.decision),
-                   last_http_status  = i.http_status,
-                   last_error_class  = i.failure_class,
-                   last_error        = i.error,
-                   field_errors      = i.field_errors,
-                   completed_at      = CASE WHEN i.state = 'pending' THEN NULL ELSE now() END,
-                   updated_at        = now()
-              FROM fresh i
-             WHERE o.id = i.id AND o.attempts = i.attempt
-               AND ((o.state = 'running' AND o.lease_owner = $1)
-                    OR (o.state = 'pending' AND o.lease_owner IS NULL AND o.last_error_class = 'lease_expired'))
-            RETURNING o.id
-            )
-            SELECT id FROM written
-            UNION ALL
-            SELECT id FROM input WHERE id NOT IN (SELECT id FROM fresh)
+            SELECT r.id FROM flexcharge.record_outcomes($1, $2::bigint[], $3::integer[], $4::text[], $5::text[],
+                $6::timestamptz[], $7::timestamptz[], $8::float8[], $9::integer[], $10::text[], $11::text[], $12::text[],
+                $13::text[], $14::timestamptz[], $15::text[], $16::text[], $17::text[], $18::jsonb[], $19::boolean) AS r(id)
             """,
             [worker, ids, attempts, actions, environments, started, finished, latencies, statuses, classes, errors,
              states, nextActions, retryAt, transactionKeys, sessionKeys, decisions, fieldErrors, retrying],
