@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import LibPQ
 import NIOCore
+import Synchronization
 import TestSupport
 
 /// What the console's browser tests run, each a real process as in production: a migrated database of
@@ -22,6 +23,8 @@ struct ConsoleStack: Sendable {
     let consoleURL: String
     let sandbox: ChildProcess
     let console: ChildProcess
+    /// Workers started for the test, stopped with it.
+    let workers = ChildProcesses()
 
     /// Starts the simulator and the console on a new database for `body`; stops them after.
     /// `sandboxFaults` are the simulator's `--fault` rules (e.g. `POST /transmit=503#3`).
@@ -54,6 +57,7 @@ struct ConsoleStack: Sendable {
     }
 
     private func stop() async {
+        for worker in workers.all { await worker.stop() }
         await console.stop()
         await sandbox.stop()
         await session.close()
@@ -122,6 +126,13 @@ struct ConsoleStack: Sendable {
         }
         throw TestSupportError("\(name) did not answer at \(url): \(process.stderr.suffix(2000))")
     }
+}
+
+/// Processes kept running until the stack stops.
+final class ChildProcesses: Sendable {
+    private let processes = Mutex<[ChildProcess]>([])
+    func append(_ process: ChildProcess) { processes.withLock { $0.append(process) } }
+    var all: [ChildProcess] { processes.withLock { $0 } }
 }
 
 extension Browser {
