@@ -50,7 +50,7 @@ public enum SQLDrainBenchmark {
     /// (``Refusal``) a database that ``checkThrowaway(on:)`` does not accept.
     ///
     /// With `latency` zero, claims back to back (the database ceiling). With a `latency`, each claimed
-    /// event "answers" after it, at most `concurrency` at a time, and the loop claims as the worker does
+    /// event "answers" after it (plus up to 20 %), at most `concurrency` at a time, and the loop claims as the worker does
     /// (once half the slots are free, ``WorkerConfiguration/claimThreshold``): the statements and batch
     /// sizes of a drain against an API answering in `latency`, without HTTP, so the database's cost
     /// per event at that latency can be measured alone.
@@ -88,10 +88,15 @@ public enum SQLDrainBenchmark {
                     continue
                 }
                 inFlight += events.count
-                group.addTask {
-                    try? await Task.sleep(for: latency)
-                    submit(events, to: writer)
-                    answers.yield(events.count)
+                // Each call answers on its own, within latency + 20 % (as real calls spread out), so slots
+                // free a few at a time and claims and outcome batches take the sizes they take in a worker.
+                for event in events {
+                    let answersAfter = latency + latency * Double.random(in: 0...0.2)
+                    group.addTask {
+                        try? await Task.sleep(for: answersAfter)
+                        submit([event], to: writer)
+                        answers.yield(1)
+                    }
                 }
                 // Claim again once `threshold` slots are free (or at once after a full batch, as the worker).
                 if events.count == total && concurrency - inFlight >= threshold { continue }
