@@ -24,7 +24,7 @@ import TestSupport
             let page = try await viewer.get("/merchants/shoes-r-us")
             #expect(page.status == 200)
             #expect(page.body.contains("https://promo.shoes.example"))          // the site override
-            #expect(page.body.contains("inherit (sandbox)"))                    // what the site inherits
+            #expect(page.body.contains("inherit (off)"))                        // what the site inherits
             #expect(page.body.contains("5f1c2b4e-8d3a-4f5b-9c7e-2a1d0e9f8b76"))   // the MID (not secret)
             #expect(page.body.contains("id=\"audit\"") && page.body.contains(">cli-admin<"))
             #expect(!page.body.contains("data-action=\"switch-review\""))        // no change form for a viewer

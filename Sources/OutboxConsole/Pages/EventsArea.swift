@@ -8,7 +8,7 @@ import OutboxEngine
 /// (``EventsDetail``), and the operators' retry and skip (``EventsActions``).
 enum EventsArea: ConsoleArea {
     static let navigation: ConsoleNavigation? = ConsoleNavigation(
-        title: "Events", path: "/events", order: 30, summary: "Search events; payload (card data masked), attempts, webhooks; retry or skip")
+        title: "Events", path: "/events", order: 20, summary: "Search events; payload (card data masked), attempts, webhooks; retry or skip")
 
     /// Page sizes offered; the first is the default.
     static let pageSizes = [50, 100, 200]

@@ -139,8 +139,7 @@ enum EventsDetail {
             return """
                 <tr><td>\(MerchantsLinks.time(try row.decode("received_at", as: Date.self)))</td><td>\(try text("source"))</td>
                 <td>\(try text("fc_event"))</td><td>\(try text("decision") ?? "—")</td><td>\(try text("fc_order_id") ?? "—")</td>
-                <td>\(try text("environment") ?? "—")</td><td class="num">\(try row.decode("deliveries", as: Int.self))</td>
-                <td>\(MerchantsLinks.time(try row.decode("last_delivery_at", as: Date.self)))</td></tr>
+                <td>\(try text("environment") ?? "—")</td><td class="num">\(try row.decode("deliveries", as: Int.self))</td></tr>
                 """
         }
         let table: HTML = rows.isEmpty
@@ -148,7 +147,7 @@ enum EventsDetail {
             : """
               <div class="table-wrap"><table id="webhooks"><thead><tr><th scope="col">Received (UTC)</th><th scope="col">Source</th>
               <th scope="col">FlexCharge event</th><th scope="col">Decision</th><th scope="col">FlexCharge order</th>
-              <th scope="col">Environment</th><th scope="col" class="num">Deliveries</th><th scope="col">Last delivery</th></tr></thead>
+              <th scope="col">Environment</th><th scope="col" class="num">Deliveries</th></tr></thead>
               <tbody>\(rows)</tbody></table></div>
               """
         return "<section aria-labelledby=\"webhooks-heading\"><h2 id=\"webhooks-heading\">Outcome and webhooks</h2>\(table)</section>"

@@ -81,7 +81,6 @@ enum MerchantsArea: ConsoleArea {
 /// The Merchants and Events pages' own rules, on top of `console.css`.
 enum MerchantsStyle {
     static let css = """
-        .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
         dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1rem; margin: .5rem 0 1rem; }
         dl.facts dt { font-weight: 600; }
         dl.facts dd { margin: 0; overflow-wrap: anywhere; }

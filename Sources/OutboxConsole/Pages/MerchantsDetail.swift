@@ -128,7 +128,7 @@ struct MerchantsDetail {
         let shown = history.suffix(Self.auditRows).reversed()
         let rows = shown.map { entry -> HTML in
             """
-            <tr><td>\(MerchantsLinks.time(entry.at))</td><td>\(entry.actor)</td><td>\(entry.action)</td><td>\(entry.field)</td>
+            <tr><td>\(MerchantsLinks.time(entry.at))</td><td>\(entry.actor)</td><td>\(entry.action)</td><td>\(entry.field)</td>\
             <td>\(entry.old ?? "—")</td><td>\(entry.new ?? "—")</td></tr>
             """
         }
