@@ -4,5 +4,7 @@ public enum ConsoleAreas {
     static let all: [any ConsoleArea.Type] = [
         HomeArea.self,
         AccountsArea.self,
+        MerchantsArea.self,
+        EventsArea.self,
     ]
 }
