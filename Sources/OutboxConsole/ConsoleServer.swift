@@ -40,8 +40,9 @@ public enum ConsoleServer {
                secure: configuration.secureCookies, httpOnly: true, sameSite: .strict)
     }
 
-    /// The client address a throttle counts against and sessions record: the peer's IP.
-    static func clientAddress(_ address: SocketAddress?) -> String {
-        address?.ipAddress ?? "local"
+    /// The peer's IP (IPv4-mapped IPv6 as IPv4), "local" for a Unix socket.
+    static func peerAddress(_ address: SocketAddress?) -> String {
+        guard let ip = address?.ipAddress else { return "local" }
+        return ip.hasPrefix("::ffff:") && ip.contains(".") ? String(ip.dropFirst(7)) : ip
     }
 }

@@ -33,7 +33,9 @@ struct ConsoleCommand: AsyncParsableCommand {
 
             Behind an SSO proxy that signs people in itself:
               flexcharge-outbox console --sso-header X-Forwarded-User --trusted-proxy 10.0.0.5
-            (the header is believed only from the listed proxy addresses, and names an existing account).
+            (the header is believed only from the listed proxy addresses, and names an existing account). \
+            Behind a proxy, always name it with --trusted-proxy: failed sign-ins are then counted per client \
+            address from its X-Forwarded-For, not all against the proxy's address.
             """,
         subcommands: [Serve.self, User.self, RequireTOTP.self],
         defaultSubcommand: Serve.self
@@ -80,7 +82,8 @@ struct ConsoleCommand: AsyncParsableCommand {
                                    valueName: "header"))
         var ssoHeader: String?
 
-        @Option(help: ArgumentHelp("A proxy address whose --sso-header is believed (repeat for several).", valueName: "ip"))
+        @Option(help: ArgumentHelp("A proxy address (exact IP) whose X-Forwarded-For (the client address sign-in throttling counts) and --sso-header are believed; repeat for several.",
+                                   valueName: "ip"))
         var trustedProxy: [String] = []
 
         @Option(help: ArgumentHelp("PostgreSQL sessions shared by all requests.", valueName: "n"))

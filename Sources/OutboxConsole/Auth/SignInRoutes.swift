@@ -23,7 +23,7 @@ struct SignInRoutes: Sendable {
                                 message: "The sign-in form expired. Try again.")
             }
             let name = fields["name"] ?? "", password = fields["password"] ?? "", code = fields["code"]
-            let address = ConsoleServer.clientAddress(context.remoteAddress)
+            let address = context.clientAddress
             let throttle = configuration.signInThrottle, lifetime = configuration.sessionLifetime
             let outcome = try await services.withSession { session in
                 try await SignIn(session: session, throttle: throttle, sessionLifetime: lifetime)

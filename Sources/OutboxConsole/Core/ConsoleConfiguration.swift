@@ -15,7 +15,7 @@ public struct ConsoleConfiguration: Sendable {
     /// The trusted SSO header (e.g. `X-Forwarded-User`) set by the proxy after its own sign-in; nil (the
     /// default) ignores any such header. Honoured only from `trustedProxies`.
     public var ssoHeader: String?
-    /// Peer addresses (exact IPs) whose `ssoHeader` is believed.
+    /// Peer addresses (exact IPs) whose `ssoHeader` and `X-Forwarded-For` are believed.
     public var trustedProxies: [String]
 
     public init(

@@ -11,6 +11,9 @@ public struct ConsoleRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The TCP peer (the proxy in production).
     public let remoteAddress: SocketAddress?
+    /// The client's IP: the peer's, or behind a trusted proxy the last address of its
+    /// `X-Forwarded-For` (what sign-in throttling counts and sessions record).
+    public internal(set) var clientAddress = "unknown"
     /// The signed-in user; pages reached through ``ConsoleRoutes`` always have one.
     public internal(set) var user: ConsoleUser?
     /// The session's CSRF token; ``HTML/csrfField(_:)`` writes it into a form.

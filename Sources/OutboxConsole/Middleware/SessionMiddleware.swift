@@ -5,7 +5,9 @@ import LibPQ
 import Logging
 import NIOCore
 
-/// Finds who is asking, on every request: the proxy's SSO header when it is configured and the peer is
+/// Finds who is asking, on every request. The client address is the peer's, or, when the peer is a
+/// trusted proxy, the last address of its `X-Forwarded-For` (the one the proxy saw). The user is named by
+/// the proxy's SSO header when it is configured and the peer is
 /// a trusted proxy (the named account must exist and be enabled; a session is started for it so its
 /// forms get a CSRF token), else the session cookie. Sets `context.user` and `context.csrfToken`, or
 /// leaves them empty. A request with an SSO header from any other peer is answered as if it had none,
@@ -19,6 +21,13 @@ struct SessionMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         context.secureCookies = configuration.secureCookies
+        let peer = ConsoleServer.peerAddress(context.remoteAddress)
+        let fromProxy = configuration.trustedProxies.contains(peer)
+        context.clientAddress = peer
+        if fromProxy, let forwarded = request.headers[HTTPField.Name("X-Forwarded-For")!]?.split(separator: ",").last?.trimmingCharacters(in: .whitespaces),
+           !forwarded.isEmpty, forwarded.count <= 64 {
+            context.clientAddress = forwarded
+        }
         guard !request.uri.path.hasPrefix("/static/") else { return try await next(request, context) }
         let idle = configuration.sessionIdleTimeout
         let token = request.cookies[ConsoleSessions.cookieName]?.value ?? ""
@@ -26,16 +35,16 @@ struct SessionMiddleware: RouterMiddleware {
             try await ConsoleSessions(session: $0).active(token: token, idleTimeout: idle)
         }
         var newCookie: Cookie?
-        if let header = configuration.ssoHeader, let name = request.headers[values: HTTPField.Name(header)!].first {
-            if trustedProxy(context.remoteAddress) {
+        if let header = configuration.ssoHeader.flatMap({ HTTPField.Name($0) }), let name = request.headers[header] {
+            if fromProxy {
                 if active?.user.name != name {
-                    let started = try await startSSOSession(name: name, address: ConsoleServer.clientAddress(context.remoteAddress))
+                    let started = try await startSSOSession(name: name, address: context.clientAddress)
                     active = started?.active
                     newCookie = started.map { ConsoleServer.sessionCookie($0.token, configuration: configuration) }
                 }
             } else {
                 services.logger.warning("console: SSO header ignored from an untrusted peer",
-                                        metadata: ["peer": "\(ConsoleServer.clientAddress(context.remoteAddress))"])
+                                        metadata: ["peer": "\(peer)"])
             }
         }
         if let active {
@@ -46,11 +55,6 @@ struct SessionMiddleware: RouterMiddleware {
         var response = try await next(request, context)
         if let newCookie { response.setCookie(newCookie) }
         return response
-    }
-
-    private func trustedProxy(_ address: SocketAddress?) -> Bool {
-        guard let ip = address?.ipAddress else { return false }
-        return configuration.trustedProxies.contains(ip) || configuration.trustedProxies.contains(ip.replacingOccurrences(of: "::ffff:", with: ""))
     }
 
     /// A session for the SSO header's account, if it exists and is enabled; nil otherwise (logged).
