@@ -200,12 +200,12 @@ struct Browser: Sendable {
         return data
     }
 
-    /// A PNG of the whole page (as tall as its content), at the current width.
-    func fullPageScreenshot() async throws -> Data {
+    /// A PNG of the whole page (as tall as its content, at most `maximumHeight`), at the current width.
+    func fullPageScreenshot(maximumHeight: Int = 6000) async throws -> Data {
         let metrics = try await command(.POST, "/goog/cdp/execute", ["cmd": "Page.getLayoutMetrics", "params": [:]]) as? [String: Any]
         let size = metrics?["cssContentSize"] as? [String: Any]
         let width = (size?["width"] as? Double).map { Int($0.rounded(.up)) } ?? 1280
-        let height = min((size?["height"] as? Double).map { Int($0.rounded(.up)) } ?? 900, 6000)
+        let height = min((size?["height"] as? Double).map { Int($0.rounded(.up)) } ?? 900, maximumHeight)
         let value = try await command(.POST, "/goog/cdp/execute", [
             "cmd": "Page.captureScreenshot",
             "params": ["format": "png", "captureBeyondViewport": true,
