@@ -1,12 +1,12 @@
 import LibPQ
-import TestSupport
 
 /// A hand-made history of events with known outcomes, written as the gateway and the workers
 /// would have left it (retries in the attempt ledger, failures, skips, several merchants, sites
-/// and channels). `ReportCommandTests` states by hand what the report must say about it.
-enum SeededDataset {
+/// and channels). `ReportCommandTests` states by hand what the report must say about it; the
+/// console's tests compare its pages with the CLI on it.
+public enum SeededDataset {
     /// (kind, merchant, order, channel, origin, site_url, descriptor, amount, state, decision, environment, attempts, day)
-    static let events: [(String, String, String, String, String?, String?, String, Int, String, String?, String?, Int, String)] = [
+    public static let events: [(String, String, String, String, String?, String?, String, Int, String, String?, String?, Int, String)] = [
         ("transmit", "m1", "o1", "cit", "website", "a.example", "D1", 1000, "succeeded", nil, "sandbox", 1, "2026-11-20"),
         ("evaluate", "m1", "o1", "cit", "website", "a.example", "D1", 1000, "succeeded", "APPROVED", "sandbox", 3, "2026-11-20"),
         ("evaluate", "m1", "o2", "cit", "website", "a.example", "D1", 1500, "succeeded", "DECLINED", "sandbox", 1, "2026-11-20"),
@@ -22,7 +22,7 @@ enum SeededDataset {
     /// Inserts the events (as the gateway) and writes their outcomes and attempts (as workers).
     /// Returns the ids in the order of ``events``.
     @discardableResult
-    static func seed(_ session: PGSession) async throws -> [Int64] {
+    public static func seed(_ session: PGSession) async throws -> [Int64] {
         try await session.execute("INSERT INTO flexcharge.merchants (merchant_id, cit_website, mit) VALUES ('m1', 'sandbox', 'production'), ('m2', 'sandbox', 'off')")
         var ids: [Int64] = []
         for e in events {

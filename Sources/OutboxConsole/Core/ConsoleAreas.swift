@@ -6,5 +6,7 @@ public enum ConsoleAreas {
         AccountsArea.self,
         MerchantsArea.self,
         EventsArea.self,
+        QueueArea.self,
+        ReportsArea.self,
     ]
 }
