@@ -168,9 +168,7 @@ struct ConsoleCommand: AsyncParsableCommand {
         func run() async throws {
             let role = try ConsoleCommand.role(role)
             let password = ssoOnly ? nil : try ConsoleCommand.passwordFromStdin()
-            try await database.withSession { session in
-                try await ConsoleCommand.accountCall { try await ConsoleAccounts(session: session, actor: actor.name).add(name, role: role, password: password) }
-            }
+            try await ConsoleCommand.accounts(database, actor) { try await $0.add(name, role: role, password: password) }
             print("console account \(name) added (\(role.rawValue)\(ssoOnly ? ", SSO only" : ""))")
         }
     }
@@ -184,9 +182,7 @@ struct ConsoleCommand: AsyncParsableCommand {
 
         func run() async throws {
             let password = try ConsoleCommand.passwordFromStdin()
-            try await database.withSession { session in
-                try await ConsoleCommand.accountCall { try await ConsoleAccounts(session: session, actor: actor.name).setPassword(name, password: password) }
-            }
+            try await ConsoleCommand.accounts(database, actor) { try await $0.setPassword(name, password: password) }
             print("password of \(name) changed")
         }
     }
@@ -200,9 +196,7 @@ struct ConsoleCommand: AsyncParsableCommand {
 
         func run() async throws {
             let role = try ConsoleCommand.role(role)
-            try await database.withSession { session in
-                try await ConsoleCommand.accountCall { try await ConsoleAccounts(session: session, actor: actor.name).setRole(name, role: role) }
-            }
+            try await ConsoleCommand.accounts(database, actor) { try await $0.setRole(name, role: role) }
             print("\(name) is now \(role.rawValue)")
         }
     }
@@ -223,15 +217,11 @@ struct ConsoleCommand: AsyncParsableCommand {
         @Flag(help: "Remove the account's authenticator instead (a lost phone).") var remove = false
 
         func run() async throws {
-            try await database.withSession { session in
-                let accounts = ConsoleAccounts(session: session, actor: actor.name)
-                if remove {
-                    try await ConsoleCommand.accountCall { try await accounts.removeTOTP(name) }
-                    print("authenticator of \(name) removed")
-                } else {
-                    let uri = try await ConsoleCommand.accountCall { try await accounts.enrolTOTP(name) }
-                    print(uri)
-                }
+            if remove {
+                try await ConsoleCommand.accounts(database, actor) { try await $0.removeTOTP(name) }
+                print("authenticator of \(name) removed")
+            } else {
+                print(try await ConsoleCommand.accounts(database, actor) { try await $0.enrolTOTP(name) })
             }
         }
     }
@@ -243,9 +233,7 @@ struct ConsoleCommand: AsyncParsableCommand {
         @Argument(help: "The account name.") var name: String
 
         func run() async throws {
-            try await database.withSession { session in
-                try await ConsoleCommand.accountCall { try await ConsoleAccounts(session: session, actor: actor.name).setDisabled(name, true) }
-            }
+            try await ConsoleCommand.accounts(database, actor) { try await $0.setDisabled(name, true) }
             print("\(name) disabled")
         }
     }
@@ -257,9 +245,7 @@ struct ConsoleCommand: AsyncParsableCommand {
         @Argument(help: "The account name.") var name: String
 
         func run() async throws {
-            try await database.withSession { session in
-                try await ConsoleCommand.accountCall { try await ConsoleAccounts(session: session, actor: actor.name).setDisabled(name, false) }
-            }
+            try await ConsoleCommand.accounts(database, actor) { try await $0.setDisabled(name, false) }
             print("\(name) enabled")
         }
     }
@@ -288,7 +274,7 @@ struct ConsoleCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard ["on", "off"].contains(value) else { throw CLIFailure.badInput("require-totp takes on or off, not \(value)") }
-            try await database.withSession { try await ConsoleAccounts(session: $0, actor: actor.name).setRequireTOTP(value == "on") }
+            try await ConsoleCommand.accounts(database, actor) { try await $0.setRequireTOTP(value == "on") }
             print("authenticator code \(value == "on" ? "required" : "not required") at sign-in")
         }
     }
@@ -304,6 +290,11 @@ struct ConsoleCommand: AsyncParsableCommand {
             throw CLIFailure.badInput("give the password on stdin (one line), e.g. printf '%s\\n' \"$PASSWORD\" | flexcharge-outbox console user add ...")
         }
         return line
+    }
+
+    /// Runs `body` with the account store on one session, as `actor`; a refused change is one line, status 2.
+    static func accounts<T>(_ database: DatabaseOptions, _ actor: ActorOption, _ body: (ConsoleAccounts) async throws -> T) async throws -> T {
+        try await database.withSession { session in try await accountCall { try await body(ConsoleAccounts(session: session, actor: actor.name)) } }
     }
 
     /// Turns a refused account change into one line, status 2.
