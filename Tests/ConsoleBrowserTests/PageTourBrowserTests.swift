@@ -31,8 +31,8 @@ struct PageTourBrowserTests {
                 Page(name: "merchant-detail", path: "/merchants/\(demo.merchant)", ready: "table#switches"),
                 Page(name: "events", path: "/events?merchant=\(demo.merchant)", ready: "table#events"),
                 Page(name: "event-detail", path: "/events/\(demo.event)", ready: "#attempts"),
-                Page(name: "queue", path: "/queue", ready: "main svg"),
-                Page(name: "reports", path: "/reports", ready: "main table"),
+                Page(name: "queue", path: "/queue", ready: "figure#chart-backlog svg"),
+                Page(name: "reports", path: "/reports", ready: "table#reports-rows"),
             ]
             try await ChromeDriver.withBrowser { browser in
                 var problems: [String] = []
