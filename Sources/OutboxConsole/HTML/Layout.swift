@@ -1,3 +1,5 @@
+import Foundation
+
 /// The shared frame of every page: a skip link to `<main>`, the header with the main menu (from
 /// ``ConsoleAreas/all``) and the signed-in user with a sign-out form, the notice of the last action,
 /// and the page's `<h1>` and body. One stylesheet, `/static/console.css` (``Stylesheet``); no script
@@ -33,11 +35,17 @@ enum Layout {
             </header>
             <main id="main" tabindex="-1">
             \(noticeHTML)<h1>\(page.title)</h1>
-            \(page.body)
+            \(keyboardScrollable(page.body))
             </main>
             </body>
             </html>
             """
+    }
+
+    /// Every `<div class="table-wrap">` (a table that scrolls sideways on a phone) made focusable, so a
+    /// keyboard can scroll it (axe's scrollable-region-focusable): the one place that rule lives.
+    static func keyboardScrollable(_ body: HTML) -> HTML {
+        HTML(unescaped: body.markup.replacingOccurrences(of: "<div class=\"table-wrap\">", with: "<div class=\"table-wrap\" tabindex=\"0\">"))
     }
 
     /// The main menu; the entry whose path starts the current path is `aria-current="page"`.

@@ -44,11 +44,11 @@ enum AccountsArea: ConsoleArea {
                 <h2>Accounts</h2>
                 <p class="muted">Add one with <code>flexcharge-outbox console user add NAME --role viewer|operator|admin</code> (password on stdin);
                 enrol an authenticator with <code>flexcharge-outbox console user totp NAME</code>.</p>
-                <div class="table-wrap"><table><caption class="visually-hidden">Console accounts</caption>
+                <div class="table-wrap" role="region" tabindex="0" aria-label="Console accounts"><table><caption class="visually-hidden">Console accounts</caption>
                 <thead><tr><th scope="col">Name</th><th scope="col">Role</th><th scope="col">Password</th><th scope="col">Authenticator</th><th scope="col">State</th><th scope="col">Action</th></tr></thead>
                 <tbody>\(rows)</tbody></table></div>
                 <h2>Recent changes and sign-ins</h2>
-                <div class="table-wrap"><table><thead><tr><th scope="col">At (UTC)</th><th scope="col">By</th><th scope="col">Action</th><th scope="col">Account</th><th scope="col">Was</th><th scope="col">Now</th></tr></thead>
+                <div class="table-wrap" role="region" tabindex="0" aria-label="Recent changes and sign-ins"><table><thead><tr><th scope="col">At (UTC)</th><th scope="col">By</th><th scope="col">Action</th><th scope="col">Account</th><th scope="col">Was</th><th scope="col">Now</th></tr></thead>
                 <tbody>\(auditRows)</tbody></table></div>
                 """)
         }
