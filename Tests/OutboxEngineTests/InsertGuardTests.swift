@@ -86,11 +86,11 @@ import TestSupport
             try await listener.listen("flexcharge_outbox")
             try await session.withTransaction { tx in
                 try tx.execute(
-                    "INSERT INTO flexcharge.outbox (kind, merchant_id, order_id, channel, site_url, payload) VALUES ('transmit', 'm', 'o', 'mit', 's', '{\"transaction\": {\"amount\": 100}}')")
+                    "INSERT INTO flexcharge.outbox (kind, merchant_id, order_id, channel, site_url, payload) VALUES ('evaluate', 'm', 'o', 'mit', 's', '{\"transaction\": {\"amount\": 100}}')")
             }
             var received: [PGNotification] = []
             for _ in 0..<20 where received.isEmpty { received = try await listener.waitForNotifications(timeoutMilliseconds: 100) }
-            #expect(received.map(\.payload) == ["3"])  // the lane: transmit
+            #expect(received.map(\.payload) == ["1"])  // the lane: mit_evaluate (0026: only evaluates notify)
         }
     }
 
