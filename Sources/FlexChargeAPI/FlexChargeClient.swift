@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// The FlexCharge API client, bound to one ``FlexChargeEnvironment``.
 ///
@@ -25,6 +26,9 @@ public final class FlexChargeClient: Sendable {
     private let ownsHTTPClient: Bool
     let tokens: AccessTokenCache
     let logger: Logger
+    /// The parsed request of each route without an id or query (its URL never changes), so a transmit or an
+    /// evaluate does not parse its URL again (measured: about 3 % of the worker's instructions per event).
+    private let fixedRequests = Mutex<[String: HTTPClient.Request]>([:])
 
     /// Creates a client that shares `httpClient` (its pool and connect timeout); the caller shuts it down.
     public convenience init(
@@ -164,6 +168,9 @@ public final class FlexChargeClient: Sendable {
         let route = "\(method.rawValue) /\(pathTemplate)"
         var exchange = HTTPExchange(method: method, url: url(pathTemplate, id: id, query: query), route: route,
                                     headers: Self.jsonHeaders(hasBody: body != nil), body: body)
+        if id == nil && query.isEmpty {
+            exchange.prepared = try fixedRequest(route, url: exchange.url, method: method)
+        }
         var renewed = false
         var reply: HTTPExchange.Reply
         if authorized {
@@ -186,6 +193,14 @@ public final class FlexChargeClient: Sendable {
             "renewed_token": "\(renewed)",
         ])
         return try Self.decode(reply, route: route, renewedToken: renewed)
+    }
+
+    /// The parsed request of a fixed route, parsed on its first call.
+    private func fixedRequest(_ route: String, url: String, method: HTTPMethod) throws(FlexChargeError) -> HTTPClient.Request {
+        if let known = fixedRequests.withLock({ $0[route] }) { return known }
+        let request = try HTTPExchange.request(url: url, method: method, route: route)
+        fixedRequests.withLock { $0[route] = request }
+        return request
     }
 
     /// A valid token for `credentials` from the cache, or from `POST /oauth2/token`.
@@ -240,7 +255,7 @@ public final class FlexChargeClient: Sendable {
         let bytes = reply.body.isEmpty ? Array("{}".utf8) : reply.body
         let decoded: Body
         do {
-            decoded = try FlexChargeJSON.decoder().decode(Body.self, from: Data(bytes))
+            decoded = try FlexChargeJSON.decoder(for: bytes).decode(Body.self, from: Data(bytes))
         } catch {
             throw FlexChargeError(failureClass: .ambiguous, route: route, httpStatus: reply.status,
                                   message: "malformed response body (\(Self.decodingProblem(error)))", latency: reply.latency,

@@ -30,15 +30,20 @@ struct HTTPExchange: Sendable {
     var route: String
     var headers: HTTPHeaders
     var body: [UInt8]?
+    /// The request for ``url`` and ``method`` already parsed (``FlexChargeClient`` keeps one per fixed route): its
+    /// headers and body are replaced by this exchange's. `nil`: parsed here.
+    var prepared: HTTPClient.Request? = nil
 
     /// Sends the request and waits for the full response or a classified ``FlexChargeError``.
     func perform(on httpClient: HTTPClient, timeout: Duration) async throws -> Reply {
         let started = ContinuousClock.now
-        let request: HTTPClient.Request
-        do {
-            request = try HTTPClient.Request(url: url, method: method, headers: headers, body: body.map { .bytes($0) })
-        } catch {
-            throw FlexChargeError(failureClass: .permanent, route: route, message: "invalid request URL")
+        var request: HTTPClient.Request
+        if let prepared {
+            request = prepared
+            request.headers = headers
+            request.body = body.map { .bytes($0) }
+        } else {
+            request = try Self.request(url: url, method: method, route: route, headers: headers, body: body)
         }
         let delegate = CollectingDelegate()
         // At most a day, so the nanoseconds below fit an Int64 whatever the configuration says.
@@ -58,6 +63,17 @@ struct HTTPExchange: Sendable {
                          latency: ContinuousClock.now - started)
         } catch {
             throw classify(error, progress: delegate.progress, latency: ContinuousClock.now - started)
+        }
+    }
+
+    /// Parses `url` into a request (a URL AsyncHTTPClient refuses is a permanent failure).
+    static func request(
+        url: String, method: HTTPMethod, route: String, headers: HTTPHeaders = [:], body: [UInt8]? = nil
+    ) throws(FlexChargeError) -> HTTPClient.Request {
+        do {
+            return try HTTPClient.Request(url: url, method: method, headers: headers, body: body.map { .bytes($0) })
+        } catch {
+            throw FlexChargeError(failureClass: .permanent, route: route, message: "invalid request URL")
         }
     }
 

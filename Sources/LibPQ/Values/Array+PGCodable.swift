@@ -1,21 +1,30 @@
 /// One-dimensional arrays (`text[]`, `bigint[]`, `uuid[]`, ...) in PostgreSQL's array literal
 /// syntax: `{"a","b",NULL}`. Every element is quoted and escaped on the way out.
 extension Array: PGEncodable where Element: PGEncodable {
+    // Built as bytes: this runs for every column of every batched write (one literal per column).
+    // It runs unspecialized (a statement's parameters are `any PGEncodable`), so the elements are walked by
+    // index: through `enumerated()` each element cost about 1 600 instructions of generic metadata and value
+    // witnesses, 8 % of the worker's instructions per event (callgrind, scripts/callgrind-worker).
     public var pgText: String? {
-        // Built as bytes: this runs for every column of every batched write (one literal per column).
         let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
         var literal: [UInt8] = [UInt8(ascii: "{")]
         literal.reserveCapacity(count * 24 + 2)
-        for (i, element) in enumerated() {
-            if i > 0 { literal.append(UInt8(ascii: ",")) }
+        for i in indices {
+            let element = self[i]
+            if i > startIndex { literal.append(UInt8(ascii: ",")) }
             guard let text = element.pgText else {
                 literal.append(contentsOf: "NULL".utf8)
                 continue
             }
             literal.append(quote)
-            for byte in text.utf8 {
-                if byte == quote || byte == backslash { literal.append(backslash) }
-                literal.append(byte)
+            let utf8 = text.utf8
+            if utf8.contains(where: { $0 == quote || $0 == backslash }) {
+                for byte in utf8 {
+                    if byte == quote || byte == backslash { literal.append(backslash) }
+                    literal.append(byte)
+                }
+            } else {
+                literal.append(contentsOf: utf8)  // the usual element (an id, a state, a time): copied whole
             }
             literal.append(quote)
         }

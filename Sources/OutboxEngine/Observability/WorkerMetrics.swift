@@ -10,9 +10,16 @@ import Synchronization
 /// Handles are created once per label set and reused: creating one is a registry lookup under a
 /// lock, too costly to do per event.
 enum WorkerMetrics {
-    private static let counters = Mutex<[String: Counter]>([:])
-    private static let timers = Mutex<[String: Timer]>([:])
-    private static let gauges = Mutex<[String: Gauge]>([:])
+    /// A handle's label and its dimensions' values (a label always has the same dimension names): hashed as is,
+    /// so finding a handle builds no string.
+    private struct HandleKey: Hashable {
+        let label: String
+        let values: [String]
+    }
+
+    private static let counters = Mutex<[HandleKey: Counter]>([:])
+    private static let timers = Mutex<[HandleKey: Timer]>([:])
+    private static let gauges = Mutex<[HandleKey: Gauge]>([:])
     /// Circuit breakers per environment and state (published by Breaker/BreakerMetrics.swift).
     static let breakers = "flexcharge_outbox_breakers"
 
@@ -82,9 +89,9 @@ enum WorkerMetrics {
 
     /// The handle for `label` and `dimensions`, created on first use.
     private static func cached<Handle>(
-        in cache: borrowing Mutex<[String: Handle]>, _ label: String, _ dimensions: [(String, String)], create: () -> Handle
+        in cache: borrowing Mutex<[HandleKey: Handle]>, _ label: String, _ dimensions: [(String, String)], create: () -> Handle
     ) -> Handle {
-        let key = dimensions.isEmpty ? label : label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+        let key = HandleKey(label: label, values: dimensions.map(\.1))
         return cache.withLock { handles in
             if let existing = handles[key] { return existing }
             let created = create()
