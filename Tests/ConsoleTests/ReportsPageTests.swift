@@ -83,7 +83,7 @@ import TestSupport
             #expect(html.contains("<dd data-total=\"approved_cents\">7,700</dd>"))
             #expect(html.contains("<dd data-total=\"events\">10</dd>"))
             // One row per view row, with a row header and the numbers right-aligned.
-            let table = html.components(separatedBy: "<table id=\"reports-rows\">")[1].components(separatedBy: "</table>")[0]
+            let table = html.components(separatedBy: "<table id=\"reports-rows\"")[1].components(separatedBy: "</table>")[0]
             #expect(count("<th scope=\"row\">", table) == 5)
             #expect(count("<th scope=\"col\"", table) == DailyReport.columns.count)
             #expect(table.contains("<td class=\"num\">4200</td>"))

@@ -1,5 +1,6 @@
 /// `/static/charts.css`: how a chart figure sits in a page (``ChartRenderer``'s classes), and
-/// `.figures`, a `<dl>` of headline numbers shown above charts. The SVG
+/// `.figures`, a `<dl>` of headline numbers shown above charts, and `table.nowrap` (a wide table of
+/// numbers whose cells never wrap; its `.table-wrap` scrolls instead). The SVG
 /// carries its own colours as presentation attributes; text and axes take the page's colour
 /// (`currentColor`).
 enum ChartAssets {
@@ -16,6 +17,7 @@ enum ChartAssets {
         .chart-legend svg { vertical-align: -2px; }
         .chart-data summary { cursor: pointer; color: var(--accent, #0a58ca); margin: .25rem 0; }
         .chart-data table { font-size: .9rem; }
+        table.nowrap th, table.nowrap td { white-space: nowrap; }
         .chart-data caption { text-align: left; font-weight: 600; padding: .25rem 0; }
         """)
 }

@@ -168,7 +168,7 @@ public enum ChartRenderer {
     static func table(_ chart: Chart) -> String {
         let total = chart.style == .stackedBars && chart.series.count > 1
         var out = [#"<details class="chart-data"><summary>Table: \#(e(chart.title))</summary>"#]
-        out.append(#"<div class="table-wrap"><table><caption>\#(e(chart.title))</caption><thead><tr>"#)
+        out.append(#"<div class="table-wrap" role="region" tabindex="0" aria-label="\#(e(chart.title)): table"><table><caption>\#(e(chart.title))</caption><thead><tr>"#)
         out.append(#"<th scope="col">\#(e(chart.labelAxis))</th>"#)
         for series in chart.series { out.append(#"<th scope="col" class="num">\#(e(series.name))</th>"#) }
         if total { out.append(#"<th scope="col" class="num">total</th>"#) }

@@ -121,7 +121,7 @@ enum QueueView {
             """
         }
         return """
-            <div class="table-wrap"><table id="queue-lanes"><caption>Events per lane and state (as <code>status</code> prints them)</caption>
+            <div class="table-wrap" role="region" tabindex="0" aria-label="Events per lane and state"><table id="queue-lanes"><caption>Events per lane and state (as <code>status</code> prints them)</caption>
             <thead><tr><th scope="col">lane</th><th scope="col">state</th><th scope="col" class="num">events</th>\
             <th scope="col" class="num">oldest (s)</th><th scope="col" class="num">retrying</th><th scope="col" class="num">awaiting lookup</th></tr></thead>
             <tbody>\(rows.isEmpty ? HTML("<tr><td colspan=\"6\">The queue is empty.</td></tr>") : HTML(rows))</tbody></table></div>
@@ -139,7 +139,7 @@ enum QueueView {
         return """
             <section aria-labelledby="queue-workers-h"><h2 id="queue-workers-h">Workers and their leases</h2>
             <p class="muted">A lease is an event a worker is sending now. Expired leases mean the worker stopped answering: the events go back to pending at the next rescue.</p>
-            <div class="table-wrap"><table id="queue-workers"><caption class="visually-hidden">Leases per worker</caption>
+            <div class="table-wrap" role="region" tabindex="0" aria-label="Leases per worker"><table id="queue-workers"><caption class="visually-hidden">Leases per worker</caption>
             <thead><tr><th scope="col">worker</th><th scope="col" class="num">leases</th><th scope="col" class="num">expired</th><th scope="col">next expiry</th></tr></thead>
             <tbody>\(rows.isEmpty ? HTML("<tr><td colspan=\"4\">No worker holds a lease.</td></tr>") : HTML(rows))</tbody></table></div>
             </section>
@@ -161,7 +161,7 @@ enum QueueView {
             """
         }
         let table: HTML = rows.isEmpty ? "<p>Every circuit breaker is closed and counting no failure.</p>" : """
-            <div class="table-wrap"><table id="queue-breakers"><caption class="visually-hidden">Circuit breakers that are open, probing or counting failures</caption>
+            <div class="table-wrap" role="region" tabindex="0" aria-label="Circuit breakers"><table id="queue-breakers"><caption class="visually-hidden">Circuit breakers that are open, probing or counting failures</caption>
             <thead><tr><th scope="col">merchant</th><th scope="col">environment</th><th scope="col">state</th><th scope="col" class="num">failures</th>\
             <th scope="col" class="num">trips</th><th scope="col">open since</th><th scope="col">next probe</th><th scope="col" class="num">events held</th>\
             <th scope="col">last error</th></tr></thead><tbody>\(rows)</tbody></table></div>
@@ -193,7 +193,7 @@ enum QueueView {
                 """
         }
         let table: HTML = rows.isEmpty ? "<p data-pauses=\"none\">Nothing is paused.</p>" : """
-            <div class="table-wrap"><table id="queue-pauses"><caption class="visually-hidden">Active pauses</caption>
+            <div class="table-wrap" role="region" tabindex="0" aria-label="Active pauses"><table id="queue-pauses"><caption class="visually-hidden">Active pauses</caption>
             <thead><tr><th scope="col">merchant</th><th scope="col">channel</th><th scope="col">environment</th><th scope="col">paused by</th>\
             <th scope="col">since</th><th scope="col">reason</th><th scope="col" class="num">events held</th>\(operatorMay ? HTML("<th scope=\"col\">resume</th>") : "")</tr></thead>
             <tbody>\(rows)</tbody></table></div>
@@ -215,7 +215,7 @@ enum QueueView {
             """
         }
         let table: HTML = rows.isEmpty ? "<p>No merchant has a rate limit.</p>" : """
-            <div class="table-wrap"><table id="queue-rate-limits"><caption class="visually-hidden">Rate limits toward FlexCharge</caption>
+            <div class="table-wrap" role="region" tabindex="0" aria-label="Rate limits"><table id="queue-rate-limits"><caption class="visually-hidden">Rate limits toward FlexCharge</caption>
             <thead><tr><th scope="col">merchant</th><th scope="col" class="num">limit</th><th scope="col" class="num">burst</th>\
             <th scope="col">environment</th><th scope="col" class="num">tokens now</th><th scope="col" class="num">events waiting for a token</th></tr></thead>
             <tbody>\(rows)</tbody></table></div>

@@ -98,7 +98,7 @@ enum ReportsView {
             <p class="muted">One row per day, merchant, site, descriptor, channel, origin, environment and test flag (<code>flexcharge.daily_report</code>): \
             events counted once however often they were retried; money on the day of the order's evaluate.</p>
             \(shown)
-            <div class="table-wrap"><table id="reports-rows"><caption class="visually-hidden">Daily report rows</caption>
+            <div class="table-wrap" role="region" tabindex="0" aria-label="Daily report rows"><table id="reports-rows" class="nowrap"><caption class="visually-hidden">Daily report rows</caption>
             <thead><tr>\(headers)</tr></thead>
             <tbody>\(rows.isEmpty ? HTML("<tr><td colspan=\"\(DailyReport.columns.count)\">No events in that period.</td></tr>") : HTML(body))</tbody>
             </table></div>
