@@ -10,6 +10,11 @@ import Testing
         text.components(separatedBy: needle).count - 1
     }
 
+    /// The markup of the chart `id` on a page.
+    static func figure(_ id: String, in html: String) -> String {
+        html.components(separatedBy: "<figure class=\"chart\" id=\"\(id)\">")[1].components(separatedBy: "</figure>")[0]
+    }
+
     /// The attribute `name` of every element that starts with `prefix`, as numbers.
     static func attribute(_ name: String, of prefix: String, in html: String) -> [Double] {
         html.components(separatedBy: prefix).dropFirst().compactMap { element in

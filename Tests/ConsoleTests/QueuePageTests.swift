@@ -113,8 +113,8 @@ import TestSupport
             let browser = console.browser()
             try await browser.signIn("vera")
             let html = try await browser.get("/queue").body
-            let figure = { (id: String) in html.components(separatedBy: "<figure class=\"chart\" id=\"\(id)\">")[1].components(separatedBy: "</figure>")[0] }
-            let count = { (needle: String, text: String) in text.components(separatedBy: needle).count - 1 }
+            let figure = { (id: String) in ChartsTests.figure(id, in: html) }
+            let count = { (needle: String, text: String) in ChartsTests.occurrences(needle, in: text) }
             // Four lanes (flexcharge.lanes) x four states, stacked.
             #expect(count("<rect class=\"chart-bar\"", figure("chart-backlog")) == 16)
             #expect(figure("chart-backlog").contains("<title>cit_evaluate, pending: 1</title>"))

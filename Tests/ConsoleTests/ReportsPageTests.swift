@@ -70,8 +70,8 @@ import TestSupport
             let page = try await browser.get("/reports?from=2026-11-19&to=2026-11-21")
             #expect(page.status == 200)
             let html = page.body
-            let figure = { (id: String) in html.components(separatedBy: "<figure class=\"chart\" id=\"\(id)\">")[1].components(separatedBy: "</figure>")[0] }
-            let count = { (needle: String, text: String) in text.components(separatedBy: needle).count - 1 }
+            let figure = { (id: String) in ChartsTests.figure(id, in: html) }
+            let count = { (needle: String, text: String) in ChartsTests.occurrences(needle, in: text) }
             // Three days: a bar each; gross and net side by side.
             #expect(count("<rect class=\"chart-bar\"", figure("chart-approved")) == 3)
             #expect(count("<rect class=\"chart-bar\"", figure("chart-cents")) == 6)
