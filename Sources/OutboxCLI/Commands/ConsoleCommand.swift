@@ -47,8 +47,8 @@ struct ConsoleCommand: AsyncParsableCommand {
             commandName: "serve",
             abstract: "Serve the console (the default subcommand; runs until SIGTERM).",
             discussion: """
-                Examples:
-                  flexcharge-outbox console
+                Examples (`console` alone means `console serve`):
+                  flexcharge-outbox console serve --port 8090
                   flexcharge-outbox console --host 0.0.0.0 --port 8090 --trusted-proxy 10.0.0.5 --sso-header X-Forwarded-User
                 """)
 
@@ -158,7 +158,12 @@ struct ConsoleCommand: AsyncParsableCommand {
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "add", abstract: "Add an account; its password comes from stdin (at least 12 characters).")
+            commandName: "add", abstract: "Add an account; its password comes from stdin (at least 12 characters).",
+            discussion: """
+                Examples:
+                  printf '%s\\n' "$PASSWORD" | flexcharge-outbox console user add alice --role operator
+                  flexcharge-outbox console user add sso-bob --role viewer --sso-only
+                """)
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var actor: ActorOption
         @Argument(help: "The account name (letters, digits, . _ @ -).") var name: String
@@ -175,7 +180,11 @@ struct ConsoleCommand: AsyncParsableCommand {
 
     struct Password: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "password", abstract: "Set an account's password from stdin (ends its sessions).")
+            commandName: "password", abstract: "Set an account's password from stdin (ends its sessions).",
+            discussion: """
+                Example (the new password on stdin):
+                  flexcharge-outbox console user password alice
+                """)
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var actor: ActorOption
         @Argument(help: "The account name.") var name: String
@@ -188,7 +197,9 @@ struct ConsoleCommand: AsyncParsableCommand {
     }
 
     struct Role: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "role", abstract: "Change an account's role.")
+        static let configuration = CommandConfiguration(
+            commandName: "role", abstract: "Change an account's role.",
+            discussion: "Example: flexcharge-outbox console user role alice admin")
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var actor: ActorOption
         @Argument(help: "The account name.") var name: String
@@ -210,6 +221,10 @@ struct ConsoleCommand: AsyncParsableCommand {
                 machine, e.g. `qrencode -t ansiutf8`). From then on the account's password sign-in also \
                 asks for the app's 6-digit code. The URI holds the secret: do not paste it into a ticket. \
                 Enrolling again replaces the secret and ends the account's sessions.
+
+                Examples:
+                  flexcharge-outbox console user totp alice
+                  flexcharge-outbox console user totp alice --remove
                 """)
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var actor: ActorOption
@@ -227,7 +242,9 @@ struct ConsoleCommand: AsyncParsableCommand {
     }
 
     struct Disable: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "disable", abstract: "Disable an account (ends its sessions).")
+        static let configuration = CommandConfiguration(
+            commandName: "disable", abstract: "Disable an account (ends its sessions).",
+            discussion: "Example: flexcharge-outbox console user disable alice")
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var actor: ActorOption
         @Argument(help: "The account name.") var name: String
@@ -239,7 +256,9 @@ struct ConsoleCommand: AsyncParsableCommand {
     }
 
     struct Enable: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "enable", abstract: "Enable a disabled account.")
+        static let configuration = CommandConfiguration(
+            commandName: "enable", abstract: "Enable a disabled account.",
+            discussion: "Example: flexcharge-outbox console user enable alice")
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var actor: ActorOption
         @Argument(help: "The account name.") var name: String
@@ -251,7 +270,9 @@ struct ConsoleCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "List the accounts (never a hash or secret).")
+        static let configuration = CommandConfiguration(
+            commandName: "list", abstract: "List the accounts (never a hash or secret).",
+            discussion: "Example: flexcharge-outbox console user list")
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
@@ -267,7 +288,8 @@ struct ConsoleCommand: AsyncParsableCommand {
     struct RequireTOTP: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "require-totp",
-            abstract: "Require an authenticator code at every password sign-in (on), or only for enrolled accounts (off).")
+            abstract: "Require an authenticator code at every password sign-in (on), or only for enrolled accounts (off).",
+            discussion: "Example: flexcharge-outbox console require-totp on")
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var actor: ActorOption
         @Argument(help: "on or off.") var value: String
