@@ -45,6 +45,12 @@ final class HeldEvents: Sendable {
 
     private let state = Mutex(State())
 
+    /// The in-flight and prefetched gauges exist from the start (at 0), so /metrics shows them before
+    /// the first claim holds anything.
+    init() {
+        WorkerMetrics.held(calling: 0, queued: 0)
+    }
+
     /// Events held: queued plus being called.
     var count: Int { state.withLock { $0.held.count } }
     /// Events held outside the CIT lane (they may not take the CIT room).
