@@ -76,14 +76,26 @@ public enum DailyReport {
         return result.rows.map { $0.values.map { $0 ?? "" } }
     }
 
+    /// The columns whose text the gateway chose (merchant id, site, descriptor): the CSV defuses them.
+    static let gatewayTextColumns: Set<Int> = Set(["merchant_id", "site", "descriptor"].compactMap { columns.firstIndex(of: $0) })
+
     /// The rows as RFC 4180 CSV with a header line, each line ending in a newline: exactly what
     /// `report --format csv` writes to stdout and the console sends as a download.
+    ///
+    /// A report is opened in spreadsheets, and a cell starting with `=`, `+`, `-`, `@`, a tab or a
+    /// carriage return is read there as a formula (CSV injection). The gateway's own text (merchant
+    /// id, site, descriptor) starting so gets a leading `'`, which spreadsheets show as text; numbers
+    /// (a negative net_cents) are left as they are.
     public static func csv(_ rows: [[String]]) -> String {
-        func field(_ value: String) -> String {
-            value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+        func field(_ value: String, column: Int) -> String {
+            var value = value
+            if gatewayTextColumns.contains(column), let first = value.first, "=+-@\t\r".contains(first) { value = "'" + value }
+            return value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
                 ? "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : value
         }
-        return ([columns] + rows).map { $0.map(field).joined(separator: ",") + "\n" }.joined()
+        return ([columns] + rows).map { row in
+            row.enumerated().map { field($0.element, column: $0.offset) }.joined(separator: ",") + "\n"
+        }.joined()
     }
 
     /// `2026-11-26` as midnight UTC; nil for anything else (also for 2026-02-30).
