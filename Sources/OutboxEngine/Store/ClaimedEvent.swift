@@ -60,7 +60,7 @@ struct ClaimedEvent: Sendable {
     /// The merchant's sealed credentials for `environment`, when configured.
     let credentials: SealedCredentials?
     /// The lane it was claimed in: its own lane, or a lower one when a later event of its order
-    /// waits for it (see `flexcharge.inherit_claim_lane`, migrations/0014).
+    /// waits for it (the insert trigger raises them, migrations/0022_insert_cost.sql).
     let claimLane: Lane
     /// The merchant's rate limit toward FlexCharge when it was claimed (migrations/0020); `nil`: none,
     /// so the rate limiter lets it through without a statement.
