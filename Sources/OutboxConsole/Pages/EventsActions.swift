@@ -34,10 +34,6 @@ enum EventsActions {
     /// Runs an operator action; its refusal (unknown event, wrong state) becomes a 409 page.
     @discardableResult
     private static func act<T: Sendable>(_ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let error as OperatorError {
-            throw ConsoleError(.conflict, error.description)
-        }
+        try await ConsoleError.refusing(as: .conflict, body)
     }
 }

@@ -43,7 +43,7 @@ enum QueueArea: ConsoleArea {
                 throw ConsoleError.badRequest("“The whole queue” was ticked with a merchant, channel or environment named: choose one.")
             }
             let actor = try context.actor
-            let pause = try await refusingAsBadRequest {
+            let pause = try await ConsoleError.refusing {
                 try await routes.services.withSession { try await PauseBoard(session: $0, actor: actor).pause(scope, reason: reason) }
             }
             routes.services.logger.info("paused", metadata: ["scope": "\(pause.scope)", "pause": "\(pause.id)", "actor": "\(actor)"])
@@ -53,7 +53,7 @@ enum QueueArea: ConsoleArea {
             let scope = try scope(context.form)
             let reason = context.form["reason"].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
             let actor = try context.actor
-            let pause = try await refusingAsBadRequest {
+            let pause = try await ConsoleError.refusing {
                 try await routes.services.withSession { try await PauseBoard(session: $0, actor: actor).resume(scope, reason: reason) }
             }
             routes.services.logger.info("resumed", metadata: ["scope": "\(pause.scope)", "pause": "\(pause.id)", "actor": "\(actor)"])
@@ -64,27 +64,9 @@ enum QueueArea: ConsoleArea {
     /// The scope a form names (empty fields: all), refused with the engine's words.
     static func scope(_ form: FormFields) throws -> PauseScope {
         let value = { (name: String) in form[name].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 } }
-        return try refusingAsBadRequest {
+        return try ConsoleError.refusing {
             try PauseScope(merchantID: value("merchant"), channel: value("channel"), environment: value("environment"))
         }
-    }
-}
-
-/// The engine's refusal (``OperatorError``: "already paused", "not paused", a bad channel) as a 400
-/// page with its message.
-func refusingAsBadRequest<T>(_ body: () async throws -> T) async throws -> T {
-    do {
-        return try await body()
-    } catch let error as OperatorError {
-        throw ConsoleError.badRequest(error.description)
-    }
-}
-
-func refusingAsBadRequest<T>(_ body: () throws -> T) throws -> T {
-    do {
-        return try body()
-    } catch let error as OperatorError {
-        throw ConsoleError.badRequest(error.description)
     }
 }
 

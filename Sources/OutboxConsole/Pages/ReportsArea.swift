@@ -41,7 +41,7 @@ enum ReportsArea: ConsoleArea {
         }
         routes.get("/reports/report.csv") { request, _ in
             let filter = try ReportsQuery(FormFields(urlEncoded: request.uri.query ?? "")).filter()
-            let rows = try await refusingAsBadRequest { try await routes.services.withSession { try await DailyReport.rows($0, filter) } }
+            let rows = try await ConsoleError.refusing { try await routes.services.withSession { try await DailyReport.rows($0, filter) } }
             return ReportsCSV(filter: filter, text: DailyReport.csv(rows))
         }
     }
