@@ -240,7 +240,9 @@ final class PGRawConnection {
     /// connection of its own and may wait on a server that does not answer).
     private func requestCancel() {
         guard let handle, let cancel = PQgetCancel(handle) else { return }
-        CancelRequests.send(cancel)
+        let host = PQhost(handle).map { String(cString: $0) } ?? ""
+        let port = PQport(handle).map { String(cString: $0) } ?? ""
+        CancelRequests.send(cancel, server: host + ":" + port)
     }
 
     /// Waits up to `timeoutMilliseconds` for notifications on a `LISTEN`ing connection.

@@ -69,19 +69,25 @@ struct StatementWait: Sendable {
 
 /// Cancel requests in flight on threads of their own. `PQcancel` (libpq 15) connects to the server
 /// and waits for it to close that connection, with no timeout: against a stopped server it waits
-/// until the server resumes. At most `limit` run at once; beyond that a request is skipped (the
-/// statement's connection is being closed anyway).
+/// until the server resumes. At most `limit` run at once per server; beyond that a request to that
+/// server is skipped (the statement's connection is being closed anyway). Counted per server, so
+/// requests hanging on a stopped server never take the room of another server's.
 enum CancelRequests {
     static let limit = 4
-    private static let inFlight = Atomic<Int>(0)
+    private static let inFlight = Mutex<[String: Int]>([:])
 
-    /// Requests in flight now (for tests).
-    static var pending: Int { inFlight.load(ordering: .relaxed) }
+    /// Requests in flight now, to every server (for tests).
+    static var pending: Int { inFlight.withLock { $0.values.reduce(0, +) } }
 
-    /// Takes ownership of `cancel` (from `PQgetCancel`) and frees it when done.
-    static func send(_ cancel: OpaquePointer) {
-        guard inFlight.add(1, ordering: .relaxed).newValue <= limit else {
-            inFlight.subtract(1, ordering: .relaxed)
+    /// Takes ownership of `cancel` (from `PQgetCancel`) and frees it when done. `server` names the
+    /// server it goes to (host and port).
+    static func send(_ cancel: OpaquePointer, server: String) {
+        let admitted = inFlight.withLock { counts in
+            guard counts[server, default: 0] < limit else { return false }
+            counts[server, default: 0] += 1
+            return true
+        }
+        guard admitted else {
             PQfreeCancel(cancel)
             return
         }
@@ -90,7 +96,10 @@ enum CancelRequests {
             var message = [CChar](repeating: 0, count: 256)
             _ = PQcancel(request.pointer, &message, Int32(message.count))
             PQfreeCancel(request.pointer)
-            inFlight.subtract(1, ordering: .relaxed)
+            inFlight.withLock { counts in
+                counts[server, default: 1] -= 1
+                if counts[server] == 0 { counts[server] = nil }
+            }
         }
         thread.name = "flexcharge-pg-cancel"
         thread.stackSize = 1 << 18
