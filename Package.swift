@@ -33,6 +33,7 @@ extension Target.Dependency {
     static let nioCore = product(name: "NIOCore", package: "swift-nio")
     static let nioHTTP1 = product(name: "NIOHTTP1", package: "swift-nio")
     static let nioPosix = product(name: "NIOPosix", package: "swift-nio")
+    static let nioSSL = product(name: "NIOSSL", package: "swift-nio-ssl")
     static let asyncHTTPClient = product(name: "AsyncHTTPClient", package: "async-http-client")
     static let serviceLifecycle = product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
     static let unixSignals = product(name: "UnixSignals", package: "swift-service-lifecycle")
@@ -61,6 +62,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
@@ -80,7 +82,7 @@ let package = Package(
         ),
         .target(
             name: "FlexChargeAPI",
-            dependencies: [.asyncHTTPClient, .nioCore, .nioHTTP1, .logging, .crypto],
+            dependencies: [.nioCore, .nioHTTP1, .nioPosix, .nioSSL, .logging, .crypto],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -91,7 +93,7 @@ let package = Package(
         .target(
             name: "OutboxEngine",
             dependencies: [
-                "LibPQ", "FlexChargeAPI", .asyncHTTPClient, .nioCore, .logging, .metrics, .serviceLifecycle, .crypto,
+                "LibPQ", "FlexChargeAPI", .nioCore, .logging, .metrics, .serviceLifecycle, .crypto,
             ],
             swiftSettings: swiftSettings
         ),
@@ -150,7 +152,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FlexChargeAPITests",
-            dependencies: ["FlexChargeAPI", "FlexChargeSandbox", "TestSupport", .crypto, .asyncHTTPClient, .logging],
+            dependencies: ["FlexChargeAPI", "FlexChargeSandbox", "TestSupport", .crypto, .asyncHTTPClient, .logging, .nioCore, .nioHTTP1, .nioPosix],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
@@ -22,52 +21,49 @@ public final class FlexChargeClient: Sendable {
     public let environment: FlexChargeEnvironment
     /// Timeouts and token policy.
     public let configuration: FlexChargeClientConfiguration
-    let httpClient: HTTPClient
-    private let ownsHTTPClient: Bool
+    let transport: HTTP1Transport
+    private let ownsTransport: Bool
     let tokens: AccessTokenCache
     let logger: Logger
-    /// The parsed request of each route without an id or query (its URL never changes), so a transmit or an
-    /// evaluate does not parse its URL again (measured: about 3 % of the worker's instructions per event).
-    private let fixedRequests = Mutex<[String: HTTPClient.Request]>([:])
+    /// The parsed URL of each route without an id or query (its URL never changes), so a transmit or an
+    /// evaluate does not parse its URL again.
+    private let fixedTargets = Mutex<[String: HTTP1Target]>([:])
 
-    /// Creates a client that shares `httpClient` (its pool and connect timeout); the caller shuts it down.
+    /// Creates a client that shares `transport` (its connections and connect timeout); the caller shuts it down.
     public convenience init(
         environment: FlexChargeEnvironment,
-        httpClient: HTTPClient,
+        transport: HTTP1Transport,
         configuration: FlexChargeClientConfiguration = .init(),
         logger: Logger = Logger(label: "FlexChargeAPI")
     ) {
-        self.init(environment: environment, httpClient: httpClient, owns: false, configuration: configuration, logger: logger)
+        self.init(environment: environment, transport: transport, owns: false, configuration: configuration, logger: logger)
     }
 
-    /// Creates a client with its own pooled `HTTPClient`; call ``shutdown()`` when done.
+    /// Creates a client with its own ``HTTP1Transport``; call ``shutdown()`` when done.
     public convenience init(
         environment: FlexChargeEnvironment,
         configuration: FlexChargeClientConfiguration = .init(),
         logger: Logger = Logger(label: "FlexChargeAPI")
     ) {
-        var httpConfiguration = HTTPClient.Configuration()
-        httpConfiguration.timeout = .init(connect: .init(configuration.connectTimeout), read: .init(configuration.requestTimeout))
-        httpConfiguration.connectionPool = .init(idleTimeout: .seconds(60),
-                                                 concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.maximumConnectionsPerHost)
-        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration,
-                                    backgroundActivityLogger: HTTPExchange.silentLogger)
-        self.init(environment: environment, httpClient: httpClient, owns: true, configuration: configuration, logger: logger)
+        let transport = HTTP1Transport(configuration: .init(
+            connectTimeout: configuration.connectTimeout,
+            maximumIdleConnectionsPerEndpoint: configuration.maximumConnectionsPerHost))
+        self.init(environment: environment, transport: transport, owns: true, configuration: configuration, logger: logger)
     }
 
-    private init(environment: FlexChargeEnvironment, httpClient: HTTPClient, owns: Bool,
+    private init(environment: FlexChargeEnvironment, transport: HTTP1Transport, owns: Bool,
                  configuration: FlexChargeClientConfiguration, logger: Logger) {
         self.environment = environment
-        self.httpClient = httpClient
-        self.ownsHTTPClient = owns
+        self.transport = transport
+        self.ownsTransport = owns
         self.configuration = configuration
         self.tokens = AccessTokenCache(renewalMargin: configuration.tokenRenewalMargin)
         self.logger = logger
     }
 
-    /// Shuts down the owned `HTTPClient` (does nothing for an injected one).
+    /// Shuts down the owned transport (does nothing for an injected one).
     public func shutdown() async throws {
-        if ownsHTTPClient { try await httpClient.shutdown() }
+        if ownsTransport { await transport.shutdown() }
     }
 
     // MARK: Calls
@@ -169,23 +165,23 @@ public final class FlexChargeClient: Sendable {
         var exchange = HTTPExchange(method: method, url: url(pathTemplate, id: id, query: query), route: route,
                                     headers: Self.jsonHeaders(hasBody: body != nil), body: body)
         if id == nil && query.isEmpty {
-            exchange.prepared = try fixedRequest(route, url: exchange.url, method: method)
+            exchange.prepared = try fixedTarget(route, url: exchange.url)
         }
         var renewed = false
         var reply: HTTPExchange.Reply
         if authorized {
             var token = try await accessToken(for: credentials)
             exchange.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(token.value)")
-            reply = try await exchange.perform(on: httpClient, timeout: configuration.requestTimeout)
+            reply = try await exchange.perform(on: transport, timeout: configuration.requestTimeout)
             if reply.status == 401 {
                 tokens.invalidate(token, for: credentials)
                 token = try await accessToken(for: credentials)
                 renewed = true
                 exchange.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(token.value)")
-                reply = try await exchange.perform(on: httpClient, timeout: configuration.requestTimeout)
+                reply = try await exchange.perform(on: transport, timeout: configuration.requestTimeout)
             }
         } else {
-            reply = try await exchange.perform(on: httpClient, timeout: configuration.requestTimeout)
+            reply = try await exchange.perform(on: transport, timeout: configuration.requestTimeout)
         }
         logger.debug("FlexCharge call", metadata: [
             "route": "\(route)", "mid": "\(credentials.mid)", "status": "\(reply.status)",
@@ -195,12 +191,12 @@ public final class FlexChargeClient: Sendable {
         return try Self.decode(reply, route: route, renewedToken: renewed)
     }
 
-    /// The parsed request of a fixed route, parsed on its first call.
-    private func fixedRequest(_ route: String, url: String, method: HTTPMethod) throws(FlexChargeError) -> HTTPClient.Request {
-        if let known = fixedRequests.withLock({ $0[route] }) { return known }
-        let request = try HTTPExchange.request(url: url, method: method, route: route)
-        fixedRequests.withLock { $0[route] = request }
-        return request
+    /// The parsed URL of a fixed route, parsed on its first call.
+    private func fixedTarget(_ route: String, url: String) throws(FlexChargeError) -> HTTP1Target {
+        if let known = fixedTargets.withLock({ $0[route] }) { return known }
+        let target = try HTTPExchange.target(url: url, route: route)
+        fixedTargets.withLock { $0[route] = target }
+        return target
     }
 
     /// A valid token for `credentials` from the cache, or from `POST /oauth2/token`.
@@ -254,12 +250,16 @@ public final class FlexChargeClient: Sendable {
         }
         let bytes = reply.body.isEmpty ? Array("{}".utf8) : reply.body
         let decoded: Body
-        do {
-            decoded = try FlexChargeJSON.decoder(for: bytes).decode(Body.self, from: Data(bytes))
-        } catch {
-            throw FlexChargeError(failureClass: .ambiguous, route: route, httpStatus: reply.status,
-                                  message: "malformed response body (\(Self.decodingProblem(error)))", latency: reply.latency,
-                                  responseBody: reply.body)
+        if let flat = Body.self as? any FlatJSONDecodable.Type, let read = flat.init(flatJSON: bytes) as? Body {
+            decoded = read  // the same value JSONDecoder gives, without it (FlatJSON)
+        } else {
+            do {
+                decoded = try FlexChargeJSON.decoder(for: bytes).decode(Body.self, from: Data(bytes))
+            } catch {
+                throw FlexChargeError(failureClass: .ambiguous, route: route, httpStatus: reply.status,
+                                      message: "malformed response body (\(Self.decodingProblem(error)))", latency: reply.latency,
+                                      responseBody: reply.body)
+            }
         }
         var body = decoded
         if let checkable = decoded as? any CheckedResponse {

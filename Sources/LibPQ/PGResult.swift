@@ -39,11 +39,17 @@ public struct PGResult: Sendable {
 }
 
 /// One row of a ``PGResult``. Decode a column with ``decode(_:as:)``.
+///
+/// The decoding methods are inlinable so that a caller's `decode("id", as: Int64.self)` is specialized for its
+/// type in the caller's module: unspecialized, every column cost a generic metadata lookup of `T` (and of
+/// `Optional<T>`) and calls through witness tables (measured: about 1.8 k instructions per column, a tenth of
+/// the worker's instructions per event).
 public struct PGRow: Sendable {
     /// Column name → position, shared by all rows of one result.
+    @usableFromInline
     final class ColumnIndex: Sendable {
-        let names: [String]
-        let positions: [String: Int]
+        @usableFromInline let names: [String]
+        @usableFromInline let positions: [String: Int]
         init(names: [String]) {
             self.names = names
             var positions: [String: Int] = [:]
@@ -52,31 +58,40 @@ public struct PGRow: Sendable {
         }
     }
 
-    let index: ColumnIndex
+    @usableFromInline let index: ColumnIndex
     /// The raw text values, `nil` for NULL.
     public let values: [String?]
 
     /// The column names, in order.
     public var columnNames: [String] { index.names }
 
+    /// True when the result has a column named `column`.
+    @inlinable
+    public func hasColumn(_ column: String) -> Bool { index.positions[column] != nil }
+
     /// Decodes the named column. A NULL decodes only into an `Optional`.
+    @inlinable
     public func decode<T: PGDecodable>(_ column: String, as type: T.Type = T.self) throws(PGError) -> T {
-        guard let position = index.positions[column] else {
-            throw PGError(.decoding, "the result has no column \"\(column)\"")
-        }
-        return try decode(position, as: type, name: column)
+        guard let position = index.positions[column] else { throw Self.noColumn(column) }
+        guard let value = T.decode(pgText: values[position]) else { throw undecodable(position, as: type) }
+        return value
     }
 
     /// Decodes the column at `position` (0-based).
+    @inlinable
     public func decode<T: PGDecodable>(_ position: Int, as type: T.Type = T.self) throws(PGError) -> T {
-        try decode(position, as: type, name: index.names[position])
+        guard let value = T.decode(pgText: values[position]) else { throw undecodable(position, as: type) }
+        return value
     }
 
-    private func decode<T: PGDecodable>(_ position: Int, as type: T.Type, name: String) throws(PGError) -> T {
-        guard let value = T.decode(pgText: values[position]) else {
-            let what = values[position] == nil ? "is NULL" : "cannot be read as \(T.self)"
-            throw PGError(.decoding, "column \"\(name)\" \(what)")
-        }
-        return value
+    @usableFromInline
+    static func noColumn(_ column: String) -> PGError {
+        PGError(.decoding, "the result has no column \"\(column)\"")
+    }
+
+    @usableFromInline
+    func undecodable<T>(_ position: Int, as type: T.Type) -> PGError {
+        let what = values[position] == nil ? "is NULL" : "cannot be read as \(T.self)"
+        return PGError(.decoding, "column \"\(index.names[position])\" \(what)")
     }
 }

@@ -80,6 +80,7 @@ extension Optional: PGEncodable where Wrapped: PGEncodable {
 }
 
 extension Optional: PGDecodable where Wrapped: PGDecodable {
+    @inlinable
     public static func decode(pgText: String?) -> Wrapped?? {
         guard let pgText else { return .some(nil) }
         return Wrapped.decode(pgText: pgText).map { .some($0) }

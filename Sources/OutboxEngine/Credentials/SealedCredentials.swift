@@ -91,11 +91,10 @@ struct SealedCredentials: Sendable {
         guard let mid = try row.decode("mid", as: String?.self) else { return nil }
         let merchantID: String = try row.decode("merchant_id")
         let environment: String = try row.decode("environment")
-        let columns = Set(row.columnNames)
-        let keyID: String? = columns.contains("key_id") ? try row.decode("key_id") : nil
+        let keyID: String? = row.hasColumn("key_id") ? try row.decode("key_id") : nil
         func secret(_ field: CredentialField) throws(PGError) -> SealedSecret {
             let binding = CredentialBinding(merchantID: merchantID, environment: environment, field: field)
-            guard columns.contains(field.column) else { return SealedSecret(binding: binding, content: .notRead, recordedKeyID: keyID) }
+            guard row.hasColumn(field.column) else { return SealedSecret(binding: binding, content: .notRead, recordedKeyID: keyID) }
             let bytes = try row.decode(field.column, as: PGBytes?.self)?.bytes
             return SealedSecret(binding: binding, content: bytes.map { .sealed($0) } ?? .absent, recordedKeyID: keyID)
         }

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import FlexChargeAPI
 import Foundation
 import LibPQ
@@ -56,16 +55,13 @@ public final class OutboxWorker: Service, Sendable {
             probe: PGSession(configuration: database, name: "probe")
         )
         try await sessions.claim.connect()
-        var httpConfiguration = HTTPClient.Configuration()
-        httpConfiguration.timeout = .init(
-            connect: .init(configuration.client.connectTimeout), read: .init(configuration.client.requestTimeout))
-        httpConfiguration.connectionPool = .init(
-            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(configuration.concurrency, 8))
-        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
+        let transport = HTTP1Transport(configuration: .init(
+            connectTimeout: configuration.client.connectTimeout,
+            maximumIdleConnectionsPerEndpoint: max(configuration.concurrency, 8)))
         var clients: [String: FlexChargeClient] = [:]
         for (name, environment) in configuration.environments {
             clients[name.rawValue] = FlexChargeClient(
-                environment: environment, httpClient: httpClient, configuration: configuration.client, logger: logger)
+                environment: environment, transport: transport, configuration: configuration.client, logger: logger)
         }
         let credentials = CredentialCache(sealer: sealer)
         let breakers = BreakerBoard(
@@ -113,7 +109,7 @@ public final class OutboxWorker: Service, Sendable {
             wake.signal()
         }
         health.setReady(false)
-        try? await httpClient.shutdown()
+        await transport.shutdown()
         // The breakers' connection (shared with the rate limiter) too: the board closes it only when breakers are on.
         for session in [sessions.claim, sessions.writer, sessions.listener, sessions.maintenance, sessions.outcomes, sessions.probe,
                         breakers.session] {

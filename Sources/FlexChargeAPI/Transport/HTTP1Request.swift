@@ -1,0 +1,137 @@
+import NIOCore
+import NIOHTTP1
+
+/// Where a request goes: scheme, host and port (one pool of kept-alive connections each).
+struct HTTP1Endpoint: Sendable, Hashable {
+    var tls: Bool
+    var host: String
+    var port: Int
+}
+
+/// An absolute `http` or `https` URL split into what the transport needs, checked once.
+///
+/// Refused (``init(url:)`` answers `nil`): another scheme, user information, an empty or unusual host, a port
+/// outside 1...65535, and any byte in the path or query that HTTP/1.1 would have to escape (space, control
+/// characters, non-ASCII). The fragment is dropped.
+struct HTTP1Target: Sendable, Hashable {
+    var endpoint: HTTP1Endpoint
+    /// The `Host` header value: the host, and the port when it is not the scheme's default.
+    var hostHeader: String
+    /// The request target: path and query, starting with `/`.
+    var pathAndQuery: String
+
+    init?(url: String) {
+        var utf8 = Substring(url).utf8[...]
+        let tls: Bool
+        if Self.dropPrefix(&utf8, "https://") {
+            tls = true
+        } else if Self.dropPrefix(&utf8, "http://") {
+            tls = false
+        } else {
+            return nil
+        }
+        let authorityEnd = utf8.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }
+            ?? utf8.endIndex
+        let authority = utf8[..<authorityEnd]
+        var rest = utf8[authorityEnd...]
+        if let hash = rest.firstIndex(of: UInt8(ascii: "#")) { rest = rest[..<hash] }
+
+        // host, [v6], host:port, [v6]:port
+        var hostBytes: Substring.UTF8View.SubSequence
+        var portBytes: Substring.UTF8View.SubSequence?
+        if authority.first == UInt8(ascii: "[") {
+            guard let close = authority.firstIndex(of: UInt8(ascii: "]")) else { return nil }
+            hostBytes = authority[authority.index(after: authority.startIndex)..<close]
+            let after = authority[authority.index(after: close)...]
+            if !after.isEmpty {
+                guard after.first == UInt8(ascii: ":") else { return nil }
+                portBytes = after.dropFirst()
+            }
+            guard !hostBytes.isEmpty, hostBytes.allSatisfy({ Self.isHex($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") })
+            else { return nil }
+        } else {
+            if let colon = authority.firstIndex(of: UInt8(ascii: ":")) {
+                hostBytes = authority[..<colon]
+                portBytes = authority[authority.index(after: colon)...]
+            } else {
+                hostBytes = authority
+            }
+            guard !hostBytes.isEmpty, hostBytes.allSatisfy({ Self.isHostByte($0) }) else { return nil }
+        }
+        var port = tls ? 443 : 80
+        if let portBytes {
+            guard !portBytes.isEmpty, portBytes.count <= 5, portBytes.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+            port = portBytes.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+            guard (1...65_535).contains(port) else { return nil }
+        }
+        guard rest.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
+        let host = String(Substring(hostBytes))
+        endpoint = HTTP1Endpoint(tls: tls, host: host, port: port)
+        let bracketed = authority.first == UInt8(ascii: "[") ? "[\(host)]" : host
+        hostHeader = port == (tls ? 443 : 80) ? bracketed : "\(bracketed):\(port)"
+        pathAndQuery = rest.isEmpty ? "/" : (rest.first == UInt8(ascii: "?") ? "/" + String(Substring(rest)) : String(Substring(rest)))
+    }
+
+    /// The bytes of a request for this target: request line, `Host`, `headers`, `Content-Length` when there is a
+    /// body, then the body. `nil` when a header name is not a token or a value holds CR, LF or NUL (which would
+    /// let a value add its own header lines).
+    func encode(method: HTTPMethod, headers: HTTPHeaders, body: [UInt8]?) -> ByteBuffer? {
+        var buffer = ByteBufferAllocator().buffer(capacity: 256 + pathAndQuery.utf8.count + (body?.count ?? 0))
+        buffer.writeString(method.rawValue)
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeString(pathAndQuery)
+        buffer.writeStaticString(" HTTP/1.1\r\nHost: ")
+        buffer.writeString(hostHeader)
+        buffer.writeStaticString("\r\n")
+        for (name, value) in headers {
+            guard !name.isEmpty, name.utf8.allSatisfy(Self.isTokenByte),
+                  !value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 })
+            else { return nil }
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+        if let body {
+            buffer.writeStaticString("Content-Length: ")
+            buffer.writeString(String(body.count))
+            buffer.writeStaticString("\r\n\r\n")
+            buffer.writeBytes(body)
+        } else {
+            buffer.writeStaticString("\r\n")
+        }
+        return buffer
+    }
+
+    private static func dropPrefix(_ bytes: inout Substring.UTF8View.SubSequence, _ prefix: StaticString) -> Bool {
+        let count = prefix.utf8CodeUnitCount
+        guard bytes.count >= count else { return false }
+        var index = bytes.startIndex
+        for offset in 0..<count {
+            var byte = bytes[index]
+            if byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") { byte |= 0x20 }
+            guard byte == prefix.utf8Start[offset] else { return false }
+            index = bytes.index(after: index)
+        }
+        bytes = bytes[index...]
+        return true
+    }
+
+    private static func isHex(_ byte: UInt8) -> Bool {
+        (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "f"))
+    }
+
+    private static func isHostByte(_ byte: UInt8) -> Bool {
+        (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "z"))
+            || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_")
+    }
+
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+}

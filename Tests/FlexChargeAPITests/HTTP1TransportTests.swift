@@ -1,0 +1,366 @@
+@testable import FlexChargeAPI
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+import Testing
+
+/// The transport's own cases against a real loopback server that answers each request with a scripted reply:
+/// framing (Content-Length, chunked, 1xx, 204), keep-alive and `Connection: close`, a server closing an idle
+/// kept-alive connection, the body limit, the deadline, cancellation, and how each failure is classified.
+@Suite struct HTTP1TransportTests {
+    static let ok = #"{"success":true}"#
+
+    /// One exchange through the same path as every FlexCharge call.
+    private func post(_ server: ScriptServer, _ transport: HTTP1Transport, timeout: Duration = .seconds(20)) async throws -> HTTPExchange.Reply {
+        let exchange = HTTPExchange(method: .POST, url: "http://127.0.0.1:\(server.port)/v1/transmit", route: "POST /transmit",
+                                    headers: ["Content-Type": "application/json", "Authorization": "Bearer secret-token"],
+                                    body: Array(#"{"orderId":"o-1"}"#.utf8))
+        return try await exchange.perform(on: transport, timeout: timeout)
+    }
+
+    private func failure(_ server: ScriptServer, _ transport: HTTP1Transport, timeout: Duration = .seconds(20)) async -> FlexChargeError? {
+        do {
+            _ = try await post(server, transport, timeout: timeout)
+            return nil
+        } catch {
+            return error as? FlexChargeError
+        }
+    }
+
+    @Test func requestIsWrittenAsHTTP11WithHostLengthAndHeaders() async throws {
+        try await ScriptServer.with({ _ in [.write(ScriptServer.response(body: Self.ok))] }) { server, transport in
+            let reply = try await post(server, transport)
+            #expect(reply.status == 200)
+            #expect(String(decoding: reply.body, as: UTF8.self) == Self.ok)
+            #expect(reply.headers.first(name: "content-type") == "application/json")
+            let request = try #require(server.requests.first)
+            #expect(request.hasPrefix("POST /v1/transmit HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\n"), "\(request)")
+            #expect(request.contains("\r\nContent-Length: 17\r\n\r\n{\"orderId\":\"o-1\"}"), "\(request)")
+            #expect(request.contains("\r\nAuthorization: Bearer secret-token\r\n"))
+        }
+    }
+
+    @Test func chunkedBodyWith1xxBeforeAndTrailersIsReadWhole() async throws {
+        let chunked = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+            + "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + "5;ext=1\r\n{\"suc\r\nB\r\ncess\":true}\r\n0\r\nX-Trailer: t\r\n\r\n"
+        try await ScriptServer.with({ _ in [.write(Array(chunked.utf8))] }) { server, transport in
+            let first = try await post(server, transport)
+            #expect(first.status == 201)
+            #expect(String(decoding: first.body, as: UTF8.self) == Self.ok)
+            let second = try await post(server, transport)
+            #expect(String(decoding: second.body, as: UTF8.self) == Self.ok)
+            #expect(server.connections == 1, "chunked replies keep the connection")
+        }
+    }
+
+    @Test func aReplyArrivingInPiecesIsReassembled() async throws {
+        let full = ScriptServer.response(body: Self.ok)
+        let steps: [ScriptServer.Step] = full.map { .write([$0]) }
+        try await ScriptServer.with({ _ in steps }) { server, transport in
+            let reply = try await post(server, transport)
+            #expect(String(decoding: reply.body, as: UTF8.self) == Self.ok)
+        }
+    }
+
+    @Test func keptAliveConnectionIsReusedAndNoContentNeedsNoBody() async throws {
+        try await ScriptServer.with({ index in
+            [.write(index % 2 == 0 ? ScriptServer.response(body: Self.ok) : Array("HTTP/1.1 204 No Content\r\n\r\n".utf8))]
+        }) { server, transport in
+            for index in 0..<6 {
+                let reply = try await post(server, transport)
+                #expect(reply.status == (index % 2 == 0 ? 200 : 204))
+            }
+            #expect(server.connections == 1)
+            #expect(server.requests.count == 6)
+        }
+    }
+
+    @Test func connectionCloseIsHonoured() async throws {
+        try await ScriptServer.with({ _ in [.write(ScriptServer.response(body: Self.ok, close: true)), .close] }) { server, transport in
+            for _ in 0..<3 {
+                let reply = try await post(server, transport)
+                #expect(reply.status == 200)
+            }
+            #expect(server.connections == 3)
+        }
+    }
+
+    @Test func idleConnectionClosedByTheServerIsReplacedNotFailed() async throws {
+        // The server answers, then closes the kept-alive connection while it is idle.
+        try await ScriptServer.with({ _ in [.write(ScriptServer.response(body: Self.ok)), .pause(milliseconds: 50), .close] }) { server, transport in
+            _ = try await post(server, transport)
+            try await eventually { server.closedConnections == 1 && transport.idleConnections == 0 }
+            let reply = try await post(server, transport)
+            #expect(reply.status == 200)
+            #expect(server.connections == 2)
+        }
+    }
+
+    @Test func bodyOverTheLimitIsAmbiguousAndNotRead() async throws {
+        let announced = Array("HTTP/1.1 200 OK\r\nContent-Length: \((1 << 20) + 1)\r\n\r\n{".utf8)
+        let chunkHead = Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
+        let chunk = Array("80000\r\n".utf8) + Array(repeating: UInt8(ascii: " "), count: 0x80000) + Array("\r\n".utf8)
+        try await ScriptServer.with({ index in
+            index == 0 ? [.write(announced), .hang] : [.write(chunkHead), .write(chunk), .write(chunk), .write(chunk), .hang]
+        }) { server, transport in
+            for _ in 0..<2 {
+                let error = try #require(await failure(server, transport))
+                #expect(error.failureClass == .ambiguous)
+                #expect(error.httpStatus == 200)
+                #expect(error.message.contains("over 1048576 bytes"), "\(error.message)")
+            }
+        }
+    }
+
+    @Test func deadlinePassedAfterSendingIsAmbiguous() async throws {
+        let head = Array("HTTP/1.1 500 Oops\r\nContent-Length: 10\r\n\r\n{".utf8)
+        try await ScriptServer.with({ index in index == 0 ? [.hang] : [.write(head), .hang] }) { server, transport in
+            let started = ContinuousClock.now
+            let silent = try #require(await failure(server, transport, timeout: .milliseconds(300)))
+            #expect(silent.failureClass == .ambiguous)
+            #expect(silent.httpStatus == nil)
+            #expect(silent.message.contains("deadline"), "\(silent.message)")
+            let cutOff = try #require(await failure(server, transport, timeout: .milliseconds(300)))
+            #expect(cutOff.failureClass == .ambiguous)
+            #expect(cutOff.httpStatus == 500)
+            #expect(ContinuousClock.now - started < .seconds(15))
+            try await eventually { server.closedConnections == 2 }
+        }
+    }
+
+    @Test func cancelledTaskEndsTheExchangeAtOnce() async throws {
+        try await ScriptServer.with({ _ in [.hang] }) { server, transport in
+            let call = Task { await failure(server, transport, timeout: .seconds(600)) }
+            try await eventually { server.requests.count == 1 }
+            call.cancel()
+            let error = try #require(await call.value)
+            #expect(error.failureClass == .ambiguous, "sent, so FlexCharge may have acted")
+            #expect(error.message.contains("cancelled"), "\(error.message)")
+            try await eventually { server.closedConnections == 1 }
+        }
+    }
+
+    @Test func cancelledBeforeStartingIsRetryable() async throws {
+        try await ScriptServer.with({ _ in [.hang] }) { server, transport in
+            let call = Task {
+                withUnsafeCurrentTask { $0?.cancel() }
+                return await failure(server, transport)
+            }
+            let error = try #require(await call.value)
+            #expect(error.failureClass == .retryable)
+            #expect(server.requests.isEmpty)
+        }
+    }
+
+    @Test(arguments: [
+        ("reset after the request", [ScriptServer.Step.reset], FlexChargeError.FailureClass.ambiguous, nil as Int?),
+        ("closed after the request", [.close], .ambiguous, nil),
+        ("garbage", [.write(Array("SSH-2.0-OpenSSH\r\n\r\n".utf8)), .close], .ambiguous, nil),
+        ("bad chunk", [.write(Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n".utf8)), .close], .ambiguous, 200),
+        ("body until close", [.write(Array("HTTP/1.1 502 Bad\r\n\r\n{}".utf8)), .close], .ambiguous, 502),
+        ("cut short", [.write(Array("HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n{\"success\"".utf8)), .close], .ambiguous, 200),
+        ("length and chunked", [.write(Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}".utf8)), .close],
+         .ambiguous, nil),
+        ("two lengths", [.write(Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}".utf8)), .close], .ambiguous, nil),
+        ("HTTP/2 preface", [.write(Array("HTTP/2 200\r\n\r\n".utf8)), .close], .ambiguous, nil),
+        ("folded header", [.write(Array("HTTP/1.1 200 OK\r\nX-A: 1\r\n 2\r\nContent-Length: 2\r\n\r\n{}".utf8)), .close], .ambiguous, nil),
+    ])
+    func brokenRepliesAreAmbiguous(label: String, steps: [ScriptServer.Step], expected: FlexChargeError.FailureClass, status: Int?) async throws {
+        try await ScriptServer.with({ _ in steps }) { server, transport in
+            let error = try #require(await failure(server, transport), "\(label)")
+            #expect(error.failureClass == expected, "\(label): \(error)")
+            #expect(error.httpStatus == status, "\(label): \(error)")
+            #expect(!error.description.contains("secret-token") && !error.description.contains("127.0.0.1"), "\(label): \(error)")
+        }
+    }
+
+    @Test func refusedConnectionIsRetryable() async throws {
+        let transport = HTTP1Transport(configuration: .init(connectTimeout: .seconds(5)))
+        let exchange = HTTPExchange(method: .GET, url: "http://127.0.0.1:1/v1/orders/x", route: "GET /orders/{id}", headers: [:], body: nil)
+        do {
+            _ = try await exchange.perform(on: transport, timeout: .seconds(5))
+            Issue.record("a refused connection succeeded")
+        } catch {
+            #expect(error.failureClass == .retryable)
+            #expect(!error.description.contains("127.0.0.1"))
+        }
+        await transport.shutdown()
+    }
+
+    @Test(arguments: ["ftp://host/x", "http://user:pw@host/x", "http:///x", "http://host:0/x", "http://host:99999/",
+                      "http://host/a b", "http://ho st/", "http://host/\u{e9}"])
+    func unusableURLsAreRefused(url: String) {
+        #expect(HTTP1Target(url: url) == nil)
+    }
+
+    @Test func targetsKeepPathQueryAndDefaultPorts() throws {
+        let secure = try #require(HTTP1Target(url: "https://API.example.com/v1/orders?mid=a%2Bb#frag"))
+        #expect(secure.endpoint == HTTP1Endpoint(tls: true, host: "API.example.com", port: 443))
+        #expect(secure.hostHeader == "API.example.com")
+        #expect(secure.pathAndQuery == "/v1/orders?mid=a%2Bb")
+        let local = try #require(HTTP1Target(url: "http://[::1]:8080?x=1"))
+        #expect(local.endpoint == HTTP1Endpoint(tls: false, host: "::1", port: 8080))
+        #expect(local.hostHeader == "[::1]:8080")
+        #expect(local.pathAndQuery == "/?x=1")
+    }
+
+    @Test func headerValuesCannotAddLines() throws {
+        let target = try #require(HTTP1Target(url: "http://h/x"))
+        #expect(target.encode(method: .GET, headers: ["Authorization": "Bearer a\r\nX-Evil: 1"], body: nil) == nil)
+        #expect(target.encode(method: .GET, headers: ["Bad Name": "v"], body: nil) == nil)
+        #expect(target.encode(method: .GET, headers: ["Accept": "application/json"], body: nil) != nil)
+    }
+}
+
+/// Waits (up to 20 s, polling) until `condition` holds.
+private func eventually(_ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(20)
+    while !condition() {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("condition not met within 20 s")
+            return
+        }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
+/// A loopback server that answers the n-th request (counted over all connections) with `script(n)`.
+final class ScriptServer: Sendable {
+    enum Step: Sendable {
+        case write([UInt8])
+        case pause(milliseconds: Int64)
+        case close
+        case reset
+        case hang
+    }
+
+    private struct State {
+        var requests: [String] = []
+        var connections = 0
+        var closed = 0
+    }
+
+    private let state = Mutex(State())
+    let script: @Sendable (Int) -> [Step]
+    private let channel = Mutex<(any Channel)?>(nil)
+
+    var port: Int { channel.withLock { $0?.localAddress?.port ?? 0 } }
+    var requests: [String] { state.withLock { $0.requests } }
+    var connections: Int { state.withLock { $0.connections } }
+    var closedConnections: Int { state.withLock { $0.closed } }
+
+    private init(script: @escaping @Sendable (Int) -> [Step]) {
+        self.script = script
+    }
+
+    /// Runs `body` with a started server and a fresh transport, then stops both.
+    static func with(_ script: @escaping @Sendable (Int) -> [Step],
+                     _ body: (ScriptServer, HTTP1Transport) async throws -> Void) async throws {
+        let server = ScriptServer(script: script)
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ScriptConnection(server: server))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        server.channel.withLock { $0 = channel }
+        let transport = HTTP1Transport(configuration: .init(connectTimeout: .seconds(10)))
+        do {
+            try await body(server, transport)
+        } catch {
+            await transport.shutdown()
+            try? await channel.close()
+            throw error
+        }
+        await transport.shutdown()
+        try? await channel.close()
+    }
+
+    static func response(status: String = "200 OK", body: String, close: Bool = false) -> [UInt8] {
+        Array("HTTP/1.1 \(status)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\(close ? "Connection: close\r\n" : "")\r\n\(body)".utf8)
+    }
+
+    fileprivate func opened() { state.withLock { $0.connections += 1 } }
+    fileprivate func closedOne() { state.withLock { $0.closed += 1 } }
+
+    fileprivate func received(_ request: String) -> [Step] {
+        let index = state.withLock { state in
+            state.requests.append(request)
+            return state.requests.count - 1
+        }
+        return script(index)
+    }
+}
+
+/// Reads requests (head and Content-Length body) and plays the script's steps for each.
+private final class ScriptConnection: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    let server: ScriptServer
+    var buffer: [UInt8] = []
+    var busy = false
+
+    init(server: ScriptServer) { self.server = server }
+
+    func channelActive(context: ChannelHandlerContext) {
+        server.opened()
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        server.closedOne()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        buffer.append(contentsOf: unwrapInboundIn(data).readableBytesView)
+        serveNext(context)
+    }
+
+    private func serveNext(_ context: ChannelHandlerContext) {
+        guard !busy, let end = buffer.firstRange(of: Array("\r\n\r\n".utf8)) else { return }
+        let head = String(decoding: buffer[..<end.upperBound], as: UTF8.self)
+        let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+            .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+        guard buffer.count >= end.upperBound + length else { return }
+        let request = String(decoding: buffer[..<(end.upperBound + length)], as: UTF8.self)
+        buffer.removeFirst(end.upperBound + length)
+        busy = true
+        play(server.received(request)[...], context)
+    }
+
+    private func play(_ steps: ArraySlice<ScriptServer.Step>, _ context: ChannelHandlerContext) {
+        guard let step = steps.first else {
+            busy = false
+            serveNext(context)
+            return
+        }
+        let rest = steps.dropFirst()
+        switch step {
+        case .write(let bytes):
+            context.writeAndFlush(NIOAny(ByteBuffer(bytes: bytes)), promise: nil)
+            play(rest, context)
+        case .pause(let milliseconds):
+            context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(milliseconds)) { [self] in play(rest, context) }
+        case .close:
+            context.close(promise: nil)
+        case .reset:
+            if let provider = context.channel as? any SocketOptionProvider {
+                provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in context.close(promise: nil) }
+            } else {
+                context.close(promise: nil)
+            }
+        case .hang:
+            break
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
