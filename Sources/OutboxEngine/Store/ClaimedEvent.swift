@@ -54,8 +54,9 @@ struct ClaimedEvent: Sendable {
     /// For a refund being looked up: the cents this outbox has recorded as refunded on the same
     /// FlexCharge order by its other refund events.
     let refundedBeforeCents: Int64?
-    /// The request body, sent unchanged: built for every kind by `flexcharge.request_body()`
-    /// (migrations/0015_what_is_sent.sql), the one home of request bodies.
+    /// The request body, sent unchanged: built for every kind by `flexcharge.request_body_text()`
+    /// (migrations/0030_request_body_text.sql; the rules in 0015_what_is_sent.sql), the one home of
+    /// request bodies.
     let requestBody: String
     /// The merchant's sealed credentials for `environment`, when configured.
     let credentials: SealedCredentials?
