@@ -11,9 +11,39 @@ struct HTTPExchange: Sendable {
     /// A completed exchange: a response head and the full body.
     struct Reply: Sendable {
         var status: Int
-        var headers: HTTPHeaders
         var body: [UInt8]
         var latency: Duration
+        private var fields: Fields
+
+        /// The header fields (read from the response's head on first use).
+        var headers: HTTPHeaders {
+            get {
+                switch fields {
+                case .parsed(let headers): headers
+                case .raw(let head): head.headers
+                }
+            }
+            set { fields = .parsed(newValue) }
+        }
+
+        private enum Fields: Sendable {
+            case parsed(HTTPHeaders)
+            case raw(HTTP1Head)
+        }
+
+        init(status: Int, headers: HTTPHeaders, body: [UInt8], latency: Duration) {
+            self.status = status
+            self.body = body
+            self.latency = latency
+            fields = .parsed(headers)
+        }
+
+        init(_ response: HTTP1Response, latency: Duration) {
+            status = response.status
+            body = response.body
+            self.latency = latency
+            fields = .raw(response.head)
+        }
     }
 
     /// The largest response body read into memory (1 MiB; a page of 100 orders is about 50 KiB). A longer
@@ -46,8 +76,7 @@ struct HTTPExchange: Sendable {
             // A cancelled caller (shutdown past its grace period) cancels the request at once; how far it got
             // decides the class as for any other failure (sent: ambiguous, looked up before any resend).
             let response = try await transport.execute(request, to: target.endpoint, deadline: deadline)
-            return Reply(status: response.status, headers: response.headers, body: response.body,
-                         latency: ContinuousClock.now - started)
+            return Reply(response, latency: ContinuousClock.now - started)
         } catch {
             throw classify(error, latency: ContinuousClock.now - started)
         }

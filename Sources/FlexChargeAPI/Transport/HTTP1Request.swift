@@ -76,31 +76,40 @@ struct HTTP1Target: Sendable, Hashable {
     /// body, then the body. `nil` when a header name is not a token or a value holds CR, LF or NUL (which would
     /// let a value add its own header lines).
     func encode(method: HTTPMethod, headers: HTTPHeaders, body: [UInt8]?) -> ByteBuffer? {
-        var buffer = ByteBufferAllocator().buffer(capacity: 256 + pathAndQuery.utf8.count + (body?.count ?? 0))
-        buffer.writeString(method.rawValue)
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeString(pathAndQuery)
-        buffer.writeStaticString(" HTTP/1.1\r\nHost: ")
-        buffer.writeString(hostHeader)
-        buffer.writeStaticString("\r\n")
+        // The head is assembled in an array (bulk copies of each string's UTF-8), then written once.
+        var head: [UInt8] = []
+        head.reserveCapacity(192 + pathAndQuery.utf8.count + hostHeader.utf8.count)
+        head.append(contentsOf: method.rawValue.utf8)
+        head.append(UInt8(ascii: " "))
+        head.append(contentsOf: pathAndQuery.utf8)
+        head.append(contentsOf: " HTTP/1.1\r\nHost: ".utf8)
+        head.append(contentsOf: hostHeader.utf8)
         for (name, value) in headers {
-            guard !name.isEmpty, name.utf8.allSatisfy(Self.isTokenByte),
-                  !value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 })
-            else { return nil }
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
+            guard Self.isToken(name), Self.isFieldValue(value) else { return nil }
+            head.append(contentsOf: "\r\n".utf8)
+            head.append(contentsOf: name.utf8)
+            head.append(contentsOf: ": ".utf8)
+            head.append(contentsOf: value.utf8)
         }
         if let body {
-            buffer.writeStaticString("Content-Length: ")
-            buffer.writeString(String(body.count))
-            buffer.writeStaticString("\r\n\r\n")
-            buffer.writeBytes(body)
-        } else {
-            buffer.writeStaticString("\r\n")
+            head.append(contentsOf: "\r\nContent-Length: ".utf8)
+            head.append(contentsOf: String(body.count).utf8)
         }
+        head.append(contentsOf: "\r\n\r\n".utf8)
+        var buffer = ByteBufferAllocator().buffer(capacity: head.count + (body?.count ?? 0))
+        buffer.writeBytes(head)
+        if let body { buffer.writeBytes(body) }
         return buffer
+    }
+
+    private static func isToken(_ name: String) -> Bool {
+        var name = name
+        return name.withUTF8 { bytes in !bytes.isEmpty && bytes.allSatisfy(isTokenByte) }
+    }
+
+    private static func isFieldValue(_ value: String) -> Bool {
+        var value = value
+        return value.withUTF8 { bytes in !bytes.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 } }
     }
 
     private static func dropPrefix(_ bytes: inout Substring.UTF8View.SubSequence, _ prefix: StaticString) -> Bool {
@@ -126,12 +135,11 @@ struct HTTP1Target: Sendable, Hashable {
             || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_")
     }
 
+    /// A byte of an HTTP token: a letter, a digit or one of the marks ! # $ % & ' * + - . ^ _ ` | ~.
     static func isTokenByte(_ byte: UInt8) -> Bool {
         switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E...0x60, 0x7C, 0x7E: true
+        default: false
         }
     }
 }

@@ -46,7 +46,9 @@ struct HTTP1ResponseParser {
     }
 
     private var state = State.head
-    private var headers = HTTPHeaders()
+    /// The final head's header lines (validated), and where they start in the head being parsed.
+    private var fields = ByteBuffer()
+    private var fieldsStart = 0
     private var body: [UInt8] = []
     private var keepAlive = true
 
@@ -128,15 +130,15 @@ struct HTTP1ResponseParser {
     mutating func reset() {
         state = .head
         status = nil
-        headers = HTTPHeaders()
+        fields = ByteBuffer()
         body = []
         keepAlive = true
     }
 
     private mutating func complete() -> Outcome {
-        let response = HTTP1Response(status: status ?? 0, headers: headers, body: body, keepAlive: keepAlive)
+        let response = HTTP1Response(status: status ?? 0, head: HTTP1Head(fields: fields), body: body, keepAlive: keepAlive)
         state = .head
-        headers = HTTPHeaders()
+        fields = ByteBuffer()
         body = []
         return .complete(response)
     }
@@ -154,6 +156,10 @@ struct HTTP1ResponseParser {
         if end > Self.maximumHeadBytes { return .failed(.malformed("response head too long")) }
         let result = view.withUnsafeBytes { raw in
             parseHead(UnsafeRawBufferPointer(rebasing: raw[..<(end - 4)]))
+        }
+        if case .read = result {
+            // The header lines, shared with the read buffer, not copied.
+            fields = buffer.getSlice(at: buffer.readerIndex + fieldsStart, length: end - 4 - fieldsStart) ?? ByteBuffer()
         }
         buffer.moveReaderIndex(forwardBy: end)
         return result
@@ -192,6 +198,7 @@ struct HTTP1ResponseParser {
               statusLine[8] == UInt8(ascii: " ")
         else { return .failed(.malformed("not an HTTP/1.1 status line")) }
         let http10 = statusLine[7] == UInt8(ascii: "0")
+        fieldsStart = min(lines.position, head.count)
         var code = 0
         for index in 9..<12 {
             let digit = statusLine[index] &- UInt8(ascii: "0")
@@ -205,7 +212,6 @@ struct HTTP1ResponseParser {
             return .failed(.malformed("bad reason phrase"))
         }
 
-        var fields = HTTPHeaders()
         var contentLength: Int?
         var chunked = false
         var close = http10
@@ -235,7 +241,6 @@ struct HTTP1ResponseParser {
                 if Self.containsToken(value, "close") { close = true }
                 if http10 && Self.containsToken(value, "keep-alive") { close = false }
             }
-            fields.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
         }
         if chunked && contentLength != nil { return .failed(.malformed("Content-Length with chunked")) }
         if code < 200 {
@@ -245,7 +250,6 @@ struct HTTP1ResponseParser {
             return .informational
         }
         status = code
-        headers = fields
         keepAlive = !close
         if code == 204 || code == 304 { return .read(.empty) }
         if chunked { return .read(.chunked) }
@@ -375,8 +379,36 @@ struct HTTP1ResponseParser {
 /// A complete HTTP/1.1 response.
 struct HTTP1Response: Sendable {
     var status: Int
-    var headers: HTTPHeaders
+    var head: HTTP1Head
     var body: [UInt8]
     /// False when the server said `Connection: close` (or spoke HTTP/1.0 without keep-alive).
     var keepAlive: Bool
+}
+
+/// The header fields of a response, kept as the validated bytes of its header lines and turned into
+/// `HTTPHeaders` only when asked for (the worker reads none on a success: building them cost about as much as
+/// parsing the whole response).
+struct HTTP1Head: Sendable {
+    /// `name: value` lines separated by CRLF (checked by ``HTTP1ResponseParser``).
+    let fields: ByteBuffer
+
+    var headers: HTTPHeaders {
+        var headers = HTTPHeaders()
+        fields.withUnsafeReadableBytes { raw in
+            var start = 0
+            while start < raw.count {
+                var end = start
+                while end < raw.count && raw[end] != 0x0D { end += 1 }
+                if let colon = raw[start..<end].firstIndex(of: UInt8(ascii: ":")) {
+                    var from = colon + 1, to = end
+                    while from < to && (raw[from] == 0x20 || raw[from] == 0x09) { from += 1 }
+                    while to > from && (raw[to - 1] == 0x20 || raw[to - 1] == 0x09) { to -= 1 }
+                    headers.add(name: String(decoding: UnsafeRawBufferPointer(rebasing: raw[start..<colon]), as: UTF8.self),
+                                value: String(decoding: UnsafeRawBufferPointer(rebasing: raw[from..<to]), as: UTF8.self))
+                }
+                start = end + 2
+            }
+        }
+        return headers
+    }
 }

@@ -151,12 +151,12 @@ public final class HTTP1Transport: Sendable {
 
     /// Takes back a connection whose exchange ended cleanly: kept idle, or closed when the pool is full or shut down.
     func release(_ connection: HTTP1Connection) {
+        let now = NIODeadline.now()
         let keep = pool.withLock { pool -> Bool in
-            guard !pool.closed, pool.open.contains(ObjectIdentifier(connection)) else { return false }
-            var idle = pool.idle[connection.endpoint, default: []]
-            guard idle.count < configuration.maximumIdleConnectionsPerEndpoint else { return false }
-            idle.append((connection, .now()))
-            pool.idle[connection.endpoint] = idle
+            guard !pool.closed, pool.open.contains(ObjectIdentifier(connection)),
+                  pool.idle[connection.endpoint]?.count ?? 0 < configuration.maximumIdleConnectionsPerEndpoint
+            else { return false }
+            pool.idle[connection.endpoint, default: []].append((connection, now))  // in place, no copy
             return true
         }
         if !keep { connection.close() }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Synchronization
 
 /// The events this worker holds a lease on: claimed and queued for a free call slot, or being
@@ -19,9 +20,10 @@ final class HeldEvents: Sendable {
 
     private struct State {
         var held: [Int64: Held] = [:]
-        /// One queue per claim lane, indexed by its raw value, most urgent first.
-        var queues: [[ClaimedEvent]] = State.emptyQueues
-        static var emptyQueues: [[ClaimedEvent]] { Array(repeating: [], count: Lane.allCases.count) }
+        /// One queue per claim lane, indexed by its raw value, most urgent first. Ring buffers: taking the
+        /// oldest event from an array moved every other one (measured: 16 k instructions per event).
+        var queues: [CircularBuffer<ClaimedEvent>] = State.emptyQueues
+        static var emptyQueues: [CircularBuffer<ClaimedEvent>] { Array(repeating: CircularBuffer(), count: Lane.allCases.count) }
         var idleSlots: [(ticket: UInt64, citOnly: Bool, slot: CheckedContinuation<ClaimedEvent?, Never>)] = []
         /// Numbers the waits of idle slots, so a cancelled one finds its own.
         var tickets: UInt64 = 0
