@@ -1,6 +1,6 @@
 -- 0029_claim_reads_and_writes_less.sql
 --
--- The claim's cost per event in the gateway's database (issue 14), in two parts; nothing changes in
+-- The claim's cost per event in the gateway's database (issue 14), in three parts; nothing changes in
 -- what is claimed, in which order, or what the claim writes: lanes, fairness, per-order order, pauses,
 -- breakers and routing are 0019's, word for word.
 --
@@ -36,6 +36,17 @@
 --    candidates are few and hashed the whole pending queue to join them by address (a seq scan of
 --    20 000 rows per claim, EXPLAIN ANALYZE), so claim() plans without hash and merge joins.
 --
+-- 3. PAUSES AND BREAKERS ARE READ ONLY WHEN THERE ARE ANY. Every claim ran the pause query (five
+--    aggregates) and the breaker query (two aggregates, a grouping, three sub-plans) although both
+--    find nothing while no pause is active and FlexCharge is healthy; starting those statements is a
+--    fixed cost of every claim, which weighs most at 50 ms API latency, where a claim carries ~30
+--    events. Each is now preceded by an EXISTS probe and run only when it finds something; the
+--    variables they set keep the values they had when nothing was found (NULL), so the rest of
+--    claim() is unchanged. A claim on an empty queue: 1 536 000 -> 1 397 000 instructions; the fixed
+--    cost of a claim (from the cost per event at 64 and at 16 events per claim): 2 750 000 -> 2 580 000.
+--    (Skipping empty lanes with an EXISTS probe per lane was tried and dropped: the probe walks
+--    outbox_claim's stale entries a second time, +33 000 instructions per event.)
+--
 -- Cost, per event: instructions of the database's backends under callgrind (deterministic), and CPU of
 -- the cluster (noisy on this shared 2-core machine), `flexcharge-outbox bench-sql` (the worker's SQL
 -- without HTTP) draining ~1 KB transmits of one merchant, PostgreSQL 15, fsync on, before and after in
@@ -46,9 +57,12 @@
 --     before (0001-0027)               653 000-655 000                 median 146 µs
 --       claiming backend                 420 000
 --       outcome writer                   233 000-235 000
---     after this file                  630 550                         median 138.5 µs
+--     after parts 1 and 2              630 550                         median 138.5 µs
 --       claiming backend                 396 900   (-5.5 %)
 --       outcome writer                   233 600   (unchanged)
+--     after this file and 0030         583 900 (64 events per claim), 750 200 (16 per claim)
+--       claiming backend                 349 900; per claim 2 580 000 fixed + 309 600 per event
+--       (before: 2 750 000 fixed + 375 900 per event; at ~30 events per claim, 50 ms API: -12 %)
 --   Instructions: every backend of the two bench-sql connections, the cluster run under valgrind
 --   (autovacuum off), 0 ms API. CPU: the cluster's processes only, alternating before/after on a
 --   machine at load 2.3-5.6 (two other helpers building Swift): single runs vary by +-30 µs, after was
@@ -115,15 +129,18 @@ BEGIN
     -- Pauses (this file's header): read once. The whole queue paused: nothing is claimed. A merchant
     -- paused in full: left out like a held merchant below. Narrower pauses (a channel, an
     -- environment, or both, of one merchant or of all): filtered per candidate below, only when
-    -- there are any (none in the common case).
-    SELECT coalesce(bool_or(p.merchant_id IS NULL AND p.channel IS NULL AND p.environment IS NULL), false),
-           array_agg(p.merchant_id) FILTER (WHERE p.merchant_id IS NOT NULL AND p.channel IS NULL AND p.environment IS NULL),
-           array_agg(p.merchant_id) FILTER (WHERE p.channel IS NOT NULL OR p.environment IS NOT NULL),
-           array_agg(p.channel) FILTER (WHERE p.channel IS NOT NULL OR p.environment IS NOT NULL),
-           array_agg(p.environment) FILTER (WHERE p.channel IS NOT NULL OR p.environment IS NOT NULL)
-      INTO v_whole_queue, v_paused_merchants, v_pause_merchant, v_pause_channel, v_pause_environment
-      FROM flexcharge.pauses p
-     WHERE p.resumed_at IS NULL;
+    -- there are any (none in the common case). (Read only when a pause is active: without one, the
+    -- aggregates below give no pause, and starting them costs a claim more than looking.)
+    IF EXISTS (SELECT 1 FROM flexcharge.pauses p WHERE p.resumed_at IS NULL) THEN
+        SELECT coalesce(bool_or(p.merchant_id IS NULL AND p.channel IS NULL AND p.environment IS NULL), false),
+               array_agg(p.merchant_id) FILTER (WHERE p.merchant_id IS NOT NULL AND p.channel IS NULL AND p.environment IS NULL),
+               array_agg(p.merchant_id) FILTER (WHERE p.channel IS NOT NULL OR p.environment IS NOT NULL),
+               array_agg(p.channel) FILTER (WHERE p.channel IS NOT NULL OR p.environment IS NOT NULL),
+               array_agg(p.environment) FILTER (WHERE p.channel IS NOT NULL OR p.environment IS NOT NULL)
+          INTO v_whole_queue, v_paused_merchants, v_pause_merchant, v_pause_channel, v_pause_environment
+          FROM flexcharge.pauses p
+         WHERE p.resumed_at IS NULL;
+    END IF;
     IF v_whole_queue THEN
         RETURN;
     END IF;
@@ -131,25 +148,27 @@ BEGIN
     -- Merchants whose every environment has a breaker holding: none of their events is offered.
     -- Their environments: their own switches and their sites', and the sandbox if they have a
     -- pending test event. Computed only for merchants with a breaker holding (none while
-    -- FlexCharge is healthy).
-    SELECT array_agg(h.merchant_id) INTO v_held
-      FROM (SELECT b.merchant_id, array_agg(b.environment) AS environments
-              FROM flexcharge.circuit_breakers b
-             WHERE b.state <> 'closed' AND b.retry_at > now()
-             GROUP BY b.merchant_id) h
-     WHERE NOT EXISTS (
-           SELECT 1
-             FROM flexcharge.merchants m
-             LEFT JOIN flexcharge.merchant_sites s ON s.merchant_id = m.merchant_id
-            CROSS JOIN LATERAL unnest(ARRAY[m.mit::text, m.cit_website::text, m.cit_call_center::text,
-                                            s.mit::text, s.cit_website::text, s.cit_call_center::text]) AS r(environment)
-            WHERE m.merchant_id = h.merchant_id
-              AND r.environment IS NOT NULL AND r.environment <> 'off'
-              AND r.environment <> ALL (h.environments))
-       AND NOT ('sandbox' <> ALL (h.environments)
-                AND EXISTS (SELECT 1 FROM flexcharge.outbox t
-                             WHERE t.merchant_id = h.merchant_id AND t.state = 'pending' AND t.is_test)
-                AND EXISTS (SELECT 1 FROM flexcharge.merchants m WHERE m.merchant_id = h.merchant_id));
+    -- FlexCharge is healthy: then the statement is not even started).
+    IF EXISTS (SELECT 1 FROM flexcharge.circuit_breakers b WHERE b.state <> 'closed' AND b.retry_at > now()) THEN
+        SELECT array_agg(h.merchant_id) INTO v_held
+          FROM (SELECT b.merchant_id, array_agg(b.environment) AS environments
+                  FROM flexcharge.circuit_breakers b
+                 WHERE b.state <> 'closed' AND b.retry_at > now()
+                 GROUP BY b.merchant_id) h
+         WHERE NOT EXISTS (
+               SELECT 1
+                 FROM flexcharge.merchants m
+                 LEFT JOIN flexcharge.merchant_sites s ON s.merchant_id = m.merchant_id
+                CROSS JOIN LATERAL unnest(ARRAY[m.mit::text, m.cit_website::text, m.cit_call_center::text,
+                                                s.mit::text, s.cit_website::text, s.cit_call_center::text]) AS r(environment)
+                WHERE m.merchant_id = h.merchant_id
+                  AND r.environment IS NOT NULL AND r.environment <> 'off'
+                  AND r.environment <> ALL (h.environments))
+           AND NOT ('sandbox' <> ALL (h.environments)
+                    AND EXISTS (SELECT 1 FROM flexcharge.outbox t
+                                 WHERE t.merchant_id = h.merchant_id AND t.state = 'pending' AND t.is_test)
+                    AND EXISTS (SELECT 1 FROM flexcharge.merchants m WHERE m.merchant_id = h.merchant_id));
+    END IF;
 
     FOR v_lane IN SELECT l.lane FROM flexcharge.lanes l ORDER BY l.lane LOOP
         EXIT WHEN v_remaining <= 0;
