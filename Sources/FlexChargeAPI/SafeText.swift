@@ -19,6 +19,8 @@ public enum SafeText {
 
     /// `text` with control characters replaced by spaces and cut at `limit` characters.
     public static func stored(_ text: String, limit: Int = maximumStoredLength) -> String {
+        // The usual value (printable ASCII, short) is kept as it is: one byte per character, nothing to replace.
+        if text.utf8.count <= limit && isPrintableASCII(text) { return text }
         var result = ""
         result.unicodeScalars.reserveCapacity(min(text.unicodeScalars.count, limit + 1))
         var count = 0
@@ -40,6 +42,11 @@ public enum SafeText {
 
     /// True when `text` can be kept as an identifier as it is.
     public static func isIdentifier(_ text: String, limit: Int = maximumIdentifierLength) -> Bool {
+        if isPrintableASCII(text) {
+            // One scalar per byte; the only whitespace among printable ASCII is the space.
+            let utf8 = text.utf8
+            return !utf8.isEmpty && utf8.count <= limit && utf8.first != 0x20 && utf8.last != 0x20
+        }
         let scalars = text.unicodeScalars
         guard !scalars.isEmpty, scalars.count <= limit else { return false }
         guard let first = scalars.first, let last = scalars.last, !first.properties.isWhitespace, !last.properties.isWhitespace else { return false }
@@ -68,6 +75,12 @@ public enum SafeText {
             }
         }
         return result + "\""
+    }
+
+    /// True when every byte of `text` is printable ASCII (space to `~`).
+    private static func isPrintableASCII(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { bytes in bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7F } }
     }
 
     /// C0 and C1 controls, DEL, and the Unicode line and paragraph separators (some log viewers break on them).
