@@ -83,10 +83,20 @@ struct OutboxStore: Sendable {
                 $6::timestamptz[], $7::timestamptz[], $8::float8[], $9::integer[], $10::text[], $11::text[], $12::text[],
                 $13::text[], $14::timestamptz[], $15::text[], $16::text[], $17::text[], $18::jsonb[], $19::boolean) AS r(id)
             """,
-            [worker, ids, attempts, actions, environments, started, finished, latencies, statuses, classes, errors,
-             states, nextActions, retryAt, transactionKeys, sessionKeys, decisions, fieldErrors, retrying],
+            [worker, ids, attempts, actions, environments, started, finished, latencies, Self.nilIfAllNil(statuses),
+             Self.nilIfAllNil(classes), Self.nilIfAllNil(errors), states, nextActions, Self.nilIfAllNil(retryAt),
+             Self.nilIfAllNil(transactionKeys), Self.nilIfAllNil(sessionKeys), Self.nilIfAllNil(decisions),
+             Self.nilIfAllNil(fieldErrors), retrying],
             timeout: timeout)
         return Set(try result.rows.map { try $0.decode("id", as: Int64.self) })
+    }
+
+    /// An optional field that is NULL for every completion of a batch (a success has no error, a
+    /// transmit no decision) is sent as one NULL instead of an array of NULLs: record_outcomes()'s
+    /// unnest() reads a NULL array as NULL for every row, and the server parses one value, not one per
+    /// completion.
+    private static func nilIfAllNil<T>(_ values: [T?]) -> [T?]? {
+        values.contains { $0 != nil } ? values : nil
     }
 
     /// Extends the leases of events still being worked on (long calls), so no other worker
