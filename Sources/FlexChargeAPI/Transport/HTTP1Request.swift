@@ -76,30 +76,38 @@ struct HTTP1Target: Sendable, Hashable {
     /// body, then the body. `nil` when a header name is not a token or a value holds CR, LF or NUL (which would
     /// let a value add its own header lines).
     func encode(method: HTTPMethod, headers: HTTPHeaders, body: [UInt8]?) -> ByteBuffer? {
-        // The head is assembled in an array (bulk copies of each string's UTF-8), then written once.
+        // The head is assembled in an array (each string's UTF-8 copied whole), then written once.
         var head: [UInt8] = []
         head.reserveCapacity(192 + pathAndQuery.utf8.count + hostHeader.utf8.count)
-        head.append(contentsOf: method.rawValue.utf8)
+        Self.append(method.rawValue, to: &head)
         head.append(UInt8(ascii: " "))
-        head.append(contentsOf: pathAndQuery.utf8)
-        head.append(contentsOf: " HTTP/1.1\r\nHost: ".utf8)
-        head.append(contentsOf: hostHeader.utf8)
+        Self.append(pathAndQuery, to: &head)
+        Self.append(" HTTP/1.1\r\nHost: ", to: &head)
+        Self.append(hostHeader, to: &head)
         for (name, value) in headers {
             guard Self.isToken(name), Self.isFieldValue(value) else { return nil }
-            head.append(contentsOf: "\r\n".utf8)
-            head.append(contentsOf: name.utf8)
-            head.append(contentsOf: ": ".utf8)
-            head.append(contentsOf: value.utf8)
+            head.append(0x0D)
+            head.append(0x0A)
+            Self.append(name, to: &head)
+            head.append(UInt8(ascii: ":"))
+            head.append(UInt8(ascii: " "))
+            Self.append(value, to: &head)
         }
         if let body {
-            head.append(contentsOf: "\r\nContent-Length: ".utf8)
-            head.append(contentsOf: String(body.count).utf8)
+            Self.append("\r\nContent-Length: ", to: &head)
+            Self.append(String(body.count), to: &head)
         }
-        head.append(contentsOf: "\r\n\r\n".utf8)
+        Self.append("\r\n\r\n", to: &head)
         var buffer = ByteBufferAllocator().buffer(capacity: head.count + (body?.count ?? 0))
         buffer.writeBytes(head)
         if let body { buffer.writeBytes(body) }
         return buffer
+    }
+
+    /// Appends the UTF-8 of `text` with one copy (`append(contentsOf: text.utf8)` walks it byte by byte).
+    private static func append(_ text: String, to bytes: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { bytes.append(contentsOf: $0) }
     }
 
     private static func isToken(_ name: String) -> Bool {

@@ -40,25 +40,35 @@ public struct PGBytes: Sendable, Hashable, PGTextConvertible {
     }
 
     init?(pgTextValue: String) {
-        let text = Array(pgTextValue.utf8)
-        guard text.count >= 2, text[0] == UInt8(ascii: "\\"), text[1] == UInt8(ascii: "x"), text.count % 2 == 0
-        else { return nil }
-        func nibble(_ c: UInt8) -> UInt8? {
-            switch c {
-            case 48...57: c - 48
-            case 97...102: c - 87
-            case 65...70: c - 55
-            default: nil
+        // Decoded straight from the string's UTF-8 into the result (two secrets per claimed event).
+        var text = pgTextValue
+        let decoded: [UInt8]? = text.withUTF8 { text in
+            guard text.count >= 2, text[0] == UInt8(ascii: "\\"), text[1] == UInt8(ascii: "x"), text.count % 2 == 0
+            else { return nil }
+            func nibble(_ c: UInt8) -> UInt8? {
+                switch c {
+                case 48...57: c - 48
+                case 97...102: c - 87
+                case 65...70: c - 55
+                default: nil
+                }
             }
+            var valid = true
+            let bytes = [UInt8](unsafeUninitializedCapacity: (text.count - 2) / 2) { out, initialized in
+                var i = 2
+                while i < text.count {
+                    guard let high = nibble(text[i]), let low = nibble(text[i + 1]) else {
+                        valid = false
+                        break
+                    }
+                    out[initialized] = high << 4 | low
+                    initialized += 1
+                    i += 2
+                }
+            }
+            return valid ? bytes : nil
         }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity((text.count - 2) / 2)
-        var i = 2
-        while i < text.count {
-            guard let high = nibble(text[i]), let low = nibble(text[i + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-            i += 2
-        }
-        self.bytes = bytes
+        guard let decoded else { return nil }
+        self.bytes = decoded
     }
 }
