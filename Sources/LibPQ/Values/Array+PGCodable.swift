@@ -7,32 +7,35 @@ extension Array: PGEncodable where Element: PGEncodable {
     // It is reached unspecialized (a statement's parameters are `any PGEncodable`): generic, each element cost
     // about 1 100 instructions of metadata and value witnesses (callgrind, scripts/callgrind-worker). The element
     // types of the worker's batched writes are recognized by their metatype (one comparison) and get a
-    // specialized copy of ``literal(_:)``; any other type takes the generic one.
+    // specialized copy of ``arrayLiteral(_:)`` (inlined into each branch: the optimizer does not specialize a
+    // static generic of this unspecialized extension on its own); any other type takes the generic one.
     public var pgText: String? {
-        if Element.self == String.self { return Self.literal(unsafeBitCast(self, to: [String].self)) }
-        if Element.self == String?.self { return Self.literal(unsafeBitCast(self, to: [String?].self)) }
-        if Element.self == Int64.self { return Self.literal(unsafeBitCast(self, to: [Int64].self)) }
-        if Element.self == Int.self { return Self.literal(unsafeBitCast(self, to: [Int].self)) }
-        if Element.self == Int?.self { return Self.literal(unsafeBitCast(self, to: [Int?].self)) }
-        if Element.self == Double.self { return Self.literal(unsafeBitCast(self, to: [Double].self)) }
-        if Element.self == Date.self { return Self.literal(unsafeBitCast(self, to: [Date].self)) }
-        if Element.self == Date?.self { return Self.literal(unsafeBitCast(self, to: [Date?].self)) }
-        return Self.literal(self)
+        if Element.self == String.self { return arrayLiteral(unsafeBitCast(self, to: [String].self)) }
+        if Element.self == String?.self { return arrayLiteral(unsafeBitCast(self, to: [String?].self)) }
+        if Element.self == Int64.self { return arrayLiteral(unsafeBitCast(self, to: [Int64].self)) }
+        if Element.self == Int.self { return arrayLiteral(unsafeBitCast(self, to: [Int].self)) }
+        if Element.self == Int?.self { return arrayLiteral(unsafeBitCast(self, to: [Int?].self)) }
+        if Element.self == Double.self { return arrayLiteral(unsafeBitCast(self, to: [Double].self)) }
+        if Element.self == Date.self { return arrayLiteral(unsafeBitCast(self, to: [Date].self)) }
+        if Element.self == Date?.self { return arrayLiteral(unsafeBitCast(self, to: [Date?].self)) }
+        return arrayLiteral(self)
     }
+}
 
-    /// `{"a","b",NULL}`: every element quoted, `"` and `\` escaped.
-    static func literal<Value: PGEncodable>(_ values: [Value]) -> String {
-        let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
-        var literal: [UInt8] = [UInt8(ascii: "{")]
-        literal.reserveCapacity(values.count * 24 + 2)
-        for i in values.indices {
-            if i > 0 { literal.append(UInt8(ascii: ",")) }
-            guard let text = values[i].pgText else {
-                literal.append(contentsOf: "NULL".utf8)
-                continue
-            }
-            literal.append(quote)
-            let utf8 = text.utf8
+/// `{"a","b",NULL}`: every element quoted, `"` and `\` escaped.
+@inline(__always)
+func arrayLiteral<Value: PGEncodable>(_ values: [Value]) -> String {
+    let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
+    var literal: [UInt8] = [UInt8(ascii: "{")]
+    literal.reserveCapacity(values.count * 24 + 2)
+    for i in values.indices {
+        if i > 0 { literal.append(UInt8(ascii: ",")) }
+        guard var text = values[i].pgText else {
+            literal.append(contentsOf: "NULL".utf8)
+            continue
+        }
+        literal.append(quote)
+        text.withUTF8 { utf8 in
             if utf8.contains(where: { $0 == quote || $0 == backslash }) {
                 for byte in utf8 {
                     if byte == quote || byte == backslash { literal.append(backslash) }
@@ -41,11 +44,11 @@ extension Array: PGEncodable where Element: PGEncodable {
             } else {
                 literal.append(contentsOf: utf8)  // the usual element (an id, a state, a time): copied whole
             }
-            literal.append(quote)
         }
-        literal.append(UInt8(ascii: "}"))
-        return String(decoding: literal, as: UTF8.self)
+        literal.append(quote)
     }
+    literal.append(UInt8(ascii: "}"))
+    return String(decoding: literal, as: UTF8.self)
 }
 
 extension Array: PGDecodable where Element: PGDecodable {
