@@ -38,19 +38,40 @@ import TestSupport
 
     /// A writer on its own session to a fresh database holding `count` events claimed by its worker.
     static func withClaimed(
-        _ count: Int, _ body: (_ session: PGSession, _ writer: CompletionWriter, _ ids: [Int64]) async throws -> Void
+        _ count: Int, batching: CompletionWriter.Batching = .init(),
+        _ body: (_ session: PGSession, _ writer: CompletionWriter, _ ids: [Int64]) async throws -> Void
     ) async throws {
         try await TestDatabase.with { db in
             let session = db.session(), writerSession = db.session("writer")
             defer { Task { await session.close(); await writerSession.close() } }
             let ids = try await claimed(count, by: "w1", on: session)
-            try await body(session, CompletionWriter(session: writerSession, worker: "w1", logger: silent), ids)
+            try await body(session, CompletionWriter(session: writerSession, worker: "w1", logger: silent, batching: batching), ids)
         }
     }
 
+    /// Outcomes written so far, and in how many transactions (one per batch).
+    static func written(on session: PGSession) async throws -> (outcomes: Int, transactions: Int) {
+        let row = try #require(try await session.query(
+            "SELECT count(*) AS n, count(DISTINCT xmin::text) AS transactions FROM flexcharge.attempts WHERE action = 'send'").first)
+        return (try row.decode("n", as: Int.self), try row.decode("transactions", as: Int.self))
+    }
+
+    /// Polls until `count` outcomes are written (a generous bound for "promptly" under load).
+    static func eventuallyWritten(_ count: Int, on session: PGSession, within limit: Duration = .seconds(30)) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while (try? await written(on: session).outcomes) != count {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return true
+    }
+
+    /// A window nobody waits out in a test: what is written was written for another reason.
+    static let never: Duration = .seconds(3600)
+
     @Test func everythingSubmittedBeforeAFlushIsWrittenInOneTransaction() async throws {
         try await Self.withClaimed(100) { session, writer, ids in
-            for id in ids { writer.submit(Self.succeeded(id)) }
+            for id in ids { writer.submit(Self.succeeded(id), lane: .transmit) }
             #expect(Set(writer.unwritten(olderThan: .zero)) == Set(ids))
 
             let running = Task { await writer.run() }
@@ -74,7 +95,7 @@ import TestSupport
         try await Self.withClaimed(30) { session, writer, ids in
             let running = Task { await writer.run() }
             for id in ids {
-                writer.submit(Self.succeeded(id))
+                writer.submit(Self.succeeded(id), lane: .transmit)
                 if id % 7 == 0 { try await Task.sleep(for: .milliseconds(15)) }  // across several gather windows
             }
             await writer.finish(within: .seconds(30))
@@ -87,8 +108,8 @@ import TestSupport
 
     @Test func unwrittenListsOnlyOutcomesThatWaitedLongerThanTheAge() async throws {
         let writer = CompletionWriter(session: Self.unreachable(), worker: "w1", logger: Self.silent)
-        writer.submit(Self.succeeded(1))
-        writer.submit(Self.succeeded(2))
+        writer.submit(Self.succeeded(1), lane: .transmit)
+        writer.submit(Self.succeeded(2), lane: .transmit)
         #expect(Set(writer.unwritten(olderThan: .zero)) == [1, 2])
         #expect(writer.unwritten(olderThan: .seconds(3600)).isEmpty)
     }
@@ -104,7 +125,7 @@ import TestSupport
     @Test func finishGivesUpAtItsDeadlineWhenTheDatabaseIsAwayAndTheOutcomesStayUnwritten() async throws {
         let writer = CompletionWriter(session: Self.unreachable(), worker: "w1", logger: Self.silent)
         let running = Task { await writer.run() }
-        for id: Int64 in 1...3 { writer.submit(Self.succeeded(id)) }
+        for id: Int64 in 1...3 { writer.submit(Self.succeeded(id), lane: .transmit) }
         let finished = Task { await writer.finish(within: .seconds(1)) }
         #expect(await result(of: finished, within: .seconds(15)) != nil, "finish(within: 1 s) did not return")
         #expect(await result(of: running, within: .seconds(15)) != nil, "run() kept retrying past the deadline")
@@ -127,11 +148,82 @@ import TestSupport
 
     @Test func aCancelledWriterRetryingAnUnreachableDatabaseStopsPromptly() async throws {
         let writer = CompletionWriter(session: Self.unreachable(), worker: "w1", logger: Self.silent)
-        writer.submit(Self.succeeded(7))
+        writer.submit(Self.succeeded(7), lane: .transmit)
         let running = Task { await writer.run() }
         try await Task.sleep(for: .milliseconds(300))  // a failed flush or two: it is in its retry pause
         running.cancel()
         #expect(await result(of: running) != nil, "a cancelled writer kept retrying")
         #expect(writer.unwritten(olderThan: .zero) == [7])
+    }
+
+    @Test func anOutcomeSomeoneWaitsForIsWrittenWithoutWaitingForTheLongWindowAndTakesTheGatheredAlong() async throws {
+        try await Self.withClaimed(3, batching: .init(companyWindow: Self.never)) { session, writer, ids in
+            let running = Task { await writer.run() }
+            writer.submit(Self.succeeded(ids[0]), lane: .transmit)
+            writer.submit(Self.succeeded(ids[1]), lane: .followUp)
+            try await Task.sleep(for: .milliseconds(200))  // 20 short windows: nobody waits for these, so they wait on
+            #expect(try await Self.written(on: session).outcomes == 0, "a transmit's outcome did not wait for company")
+
+            writer.submit(Self.succeeded(ids[2]), lane: .citEvaluate)
+            #expect(await Self.eventuallyWritten(3, on: session),
+                    "a CIT evaluate's outcome waited for the long window")
+            #expect(try await Self.written(on: session).transactions == 1, "the gathered outcomes were not written with it")
+            running.cancel()
+            _ = await result(of: running)
+        }
+    }
+
+    @Test func anMITEvaluateIsWaitedForToo() async throws {
+        try await Self.withClaimed(1, batching: .init(companyWindow: Self.never)) { session, writer, ids in
+            let running = Task { await writer.run() }
+            writer.submit(Self.succeeded(ids[0]), lane: .mitEvaluate)
+            #expect(await Self.eventuallyWritten(1, on: session))
+            running.cancel()
+            _ = await result(of: running)
+        }
+    }
+
+    @Test func outcomesNobodyWaitsForArrivingOverManyShortWindowsGoInOneBatch() async throws {
+        try await Self.withClaimed(20, batching: .init(companyWindow: Self.never, fullBatch: 20)) { session, writer, ids in
+            let running = Task { await writer.run() }
+            for id in ids.dropLast() {
+                writer.submit(Self.succeeded(id), lane: .transmit)
+                try await Task.sleep(for: .milliseconds(15))  // longer than the short window each time
+            }
+            #expect(try await Self.written(on: session).outcomes == 0, "written before the batch was full")
+            writer.submit(Self.succeeded(ids.last!), lane: .transmit)  // the 20th: a full batch is written at once
+            #expect(await Self.eventuallyWritten(20, on: session))
+            #expect(try await Self.written(on: session).transactions == 1, "outcomes gathered in the window went in several batches")
+            running.cancel()
+            _ = await result(of: running)
+        }
+    }
+
+    @Test func outcomesNobodyWaitsForAreWrittenOnceTheirWindowPasses() async throws {
+        try await Self.withClaimed(5, batching: .init(companyWindow: .milliseconds(300))) { session, writer, ids in
+            let running = Task { await writer.run() }
+            for id in ids { writer.submit(Self.succeeded(id), lane: .transmit) }
+            #expect(await Self.eventuallyWritten(5, on: session),
+                    "a batch short of full was never written")
+            let written = try await Self.written(on: session)
+            #expect(written.transactions == 1)
+            #expect(writer.unwritten(olderThan: .zero).isEmpty)
+            running.cancel()
+            _ = await result(of: running)
+        }
+    }
+
+    @Test func finishWritesWhatIsGatheredWithoutWaitingForTheWindow() async throws {
+        try await Self.withClaimed(10, batching: .init(companyWindow: Self.never)) { session, writer, ids in
+            let running = Task { await writer.run() }
+            for id in ids { writer.submit(Self.succeeded(id), lane: .transmit) }
+            let finished = Task { await writer.finish(within: .seconds(30)) }
+            #expect(await result(of: finished, within: .seconds(60)) != nil, "finish waited for the window")
+            #expect(await result(of: running) != nil, "run() did not end after finish")
+            let written = try await Self.written(on: session)
+            #expect(written.outcomes == 10)
+            #expect(written.transactions == 1)
+            #expect(writer.unwritten(olderThan: .zero).isEmpty)
+        }
     }
 }

@@ -66,7 +66,7 @@ public enum SQLDrainBenchmark {
         }
         let writerSession = PGSession(configuration: database, name: "bench-writer")
         let worker = "bench-sql-\(getpid())"
-        let writer = CompletionWriter(session: writerSession, worker: worker, logger: logger)
+        let writer = CompletionWriter(session: writerSession, worker: worker, logger: logger, batching: .init(fullBatch: batchSize))
         let store = OutboxStore()
         let started = ContinuousClock.now
         var drained = 0
@@ -120,7 +120,8 @@ public enum SQLDrainBenchmark {
         for event in events {
             writer.submit(Completion(
                 eventID: event.id, attempt: event.attempt, action: .send, environment: event.environment,
-                startedAt: now, finishedAt: now, httpStatus: 200, outcome: .succeeded, transactionKey: "bench"))
+                startedAt: now, finishedAt: now, httpStatus: 200, outcome: .succeeded, transactionKey: "bench"),
+                lane: event.claimLane)
         }
     }
 }

@@ -70,7 +70,9 @@ public final class OutboxWorker: Service, Sendable {
         let delivery = EventDelivery(
             clients: clients, credentials: credentials, configuration: configuration, logger: logger,
             breakers: breakers, rateLimiter: RateLimiter(board: breakers, logger: logger))
-        let writer = CompletionWriter(session: sessions.writer, worker: configuration.workerID, logger: logger)
+        let writer = CompletionWriter(
+            session: sessions.writer, worker: configuration.workerID, logger: logger,
+            batching: .init(companyWindow: configuration.outcomeBatchWindow, fullBatch: configuration.batchSize))
         let poller = OutcomePoller(
             session: sessions.outcomes, clients: clients, credentials: credentials, polling: configuration.outcomePolling,
             worker: configuration.workerID, logger: logger)
@@ -210,7 +212,7 @@ public final class OutboxWorker: Service, Sendable {
                     "error": "\(completion.error ?? "")",
                 ])
             }
-            writer.submit(completion)
+            writer.submit(completion, lane: event.claimLane)
             if capacity - held.finish(event.id) >= configuration.claimThreshold {
                 wake.signal()
             }
