@@ -116,17 +116,19 @@ import Testing
     }
 
     @Test func deadlinePassedAfterSendingIsAmbiguous() async throws {
+        // Generous deadlines: on a loaded machine (tests run in parallel on two cores) a short one could pass
+        // before the request is written (rightly retryable) or before the head arrives.
         let head = Array("HTTP/1.1 500 Oops\r\nContent-Length: 10\r\n\r\n{".utf8)
         try await ScriptServer.with({ index in index == 0 ? [.hang] : [.write(head), .hang] }) { server, transport in
             let started = ContinuousClock.now
-            let silent = try #require(await failure(server, transport, timeout: .milliseconds(300)))
+            let silent = try #require(await failure(server, transport, timeout: .milliseconds(1500)))
             #expect(silent.failureClass == .ambiguous)
             #expect(silent.httpStatus == nil)
             #expect(silent.message.contains("deadline"), "\(silent.message)")
-            let cutOff = try #require(await failure(server, transport, timeout: .milliseconds(300)))
+            let cutOff = try #require(await failure(server, transport, timeout: .seconds(5)))
             #expect(cutOff.failureClass == .ambiguous)
-            #expect(cutOff.httpStatus == 500)
-            #expect(ContinuousClock.now - started < .seconds(15))
+            #expect(cutOff.httpStatus == 500, "\(cutOff)")
+            #expect(ContinuousClock.now - started < .seconds(60))
             try await eventually { server.closedConnections == 2 }
         }
     }
