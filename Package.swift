@@ -152,7 +152,10 @@ let package = Package(
         ),
         .testTarget(
             name: "FlexChargeAPITests",
-            dependencies: ["FlexChargeAPI", "FlexChargeSandbox", "TestSupport", .crypto, .asyncHTTPClient, .logging, .nioCore, .nioHTTP1, .nioPosix],
+            dependencies: [
+                "FlexChargeAPI", "FlexChargeSandbox", "TestSupport", .crypto, .asyncHTTPClient, .logging, .nioCore, .nioHTTP1,
+                .nioPosix, .nioSSL,
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
