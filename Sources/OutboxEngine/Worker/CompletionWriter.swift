@@ -4,9 +4,9 @@ import Synchronization
 
 /// Writes completions in batches on its own connection.
 ///
-/// Each statement costs PostgreSQL about as much as a dozen rows (a commit, planning, executor
-/// start: ~950 k instructions against ~220 k per row), so the writer waits for company before it
-/// writes, as long as nobody waits for the write:
+/// Each statement costs PostgreSQL about as much as four more rows (a commit, planning, executor
+/// start: ~950 k instructions, against ~220 k per row; callgrind), so the writer waits for company
+/// before it writes, as long as nobody waits for the write:
 /// - an outcome someone waits for (its event was claimed in a lane that ``Lane/wakesAtOnce``: CIT
 ///   and MIT evaluates, whose done NOTIFY the gateway's checkout listens for, and an event raised
 ///   into such a lane because an evaluate of its order waits behind it) is written at most

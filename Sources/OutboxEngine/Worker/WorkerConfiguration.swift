@@ -43,8 +43,8 @@ public struct WorkerConfiguration: Sendable {
     /// How long the outcome of an event nobody waits for (a transmit, a follow-up) may wait for
     /// company before it is written, unless a claim's worth (`batchSize`) gathers first or an outcome
     /// someone waits for (an evaluate's) arrives and takes it along (see `CompletionWriter`). Each write
-    /// costs PostgreSQL about as much as a dozen outcomes; at 64 calls of 50 ms the default gathers
-    /// about a full batch. It delays the next event of the same order by at most this much.
+    /// costs PostgreSQL about as much as four more outcomes; at 64 calls of 50 ms (1 280 outcomes/s)
+    /// the default gathers about a full batch, and it stays far below the lease. It delays the next event of the same order by at most this much.
     public var outcomeBatchWindow: Duration = .milliseconds(50)
     /// The circuit breakers shared by all workers (see ``BreakerPolicy``; `FLEXCHARGE_BREAKER_*`).
     public var breaker = BreakerPolicy(environment: ProcessInfo.processInfo.environment)
