@@ -47,7 +47,7 @@ public final class FlexChargeClient: Sendable {
     ) {
         let transport = HTTP1Transport(configuration: .init(
             connectTimeout: configuration.connectTimeout,
-            maximumIdleConnectionsPerEndpoint: configuration.maximumConnectionsPerHost))
+            maximumConnectionsPerEndpoint: configuration.maximumConnectionsPerHost))
         self.init(environment: environment, transport: transport, owns: true, configuration: configuration, logger: logger)
     }
 

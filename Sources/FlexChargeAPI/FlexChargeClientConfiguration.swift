@@ -6,7 +6,9 @@ public struct FlexChargeClientConfiguration: Sendable, Hashable {
     public var requestTimeout: Duration
     /// A cached token is renewed this long before its `expires` instant.
     public var tokenRenewalMargin: Duration
-    /// Idle pooled connections kept per host (used when the client owns its transport).
+    /// Connections open at once per host (scheme, host and port), idle or in use, when the client owns its
+    /// transport: a hard cap (at least 1). A call beyond it waits, first come first served, for a connection to be
+    /// released; one that reaches its deadline or is cancelled while waiting fails as not sent (retryable).
     public var maximumConnectionsPerHost: Int
 
     /// Creates a configuration; the defaults suit the public API.

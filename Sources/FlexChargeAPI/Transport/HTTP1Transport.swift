@@ -5,7 +5,8 @@ import NIOSSL
 import Synchronization
 
 /// The HTTP/1.1 transport of every FlexCharge call: kept-alive connections on SwiftNIO, one request at a time on
-/// each, a pool of idle ones per scheme, host and port; TLS (certificates verified) for `https`.
+/// each, at most ``Configuration/maximumConnectionsPerEndpoint`` per scheme, host and port; TLS (certificates
+/// verified) for `https`.
 ///
 /// It replaces async-http-client on this path because the worker spent most of its CPU per event there (request
 /// state machines, generic delegates, per-request timers and futures): one exchange here is one buffer written, the
@@ -15,9 +16,10 @@ import Synchronization
 /// failure class. A call on a kept-alive connection that the server had already closed, found before a byte of
 /// the request was written, is moved to a fresh connection once instead of failing.
 ///
-/// Connections are opened as calls need them (no cap on concurrent connections: the worker's own concurrency
-/// bounds them); at most ``Configuration/maximumIdleConnectionsPerEndpoint`` idle ones are kept per endpoint, and
-/// one idle longer than ``Configuration/idleTimeout`` is closed rather than reused.
+/// The cap is hard (``HTTP1Pool``): connections open at once per endpoint, idle or in use, connects under way
+/// included. A call beyond it waits, first come first served, for a connection to be released or closed; while it
+/// waits its deadline and its task's cancellation end it as not sent (nothing was written), and ``shutdown()``
+/// ends it at once. An idle connection older than ``Configuration/idleTimeout`` is closed rather than reused.
 public final class HTTP1Transport: Sendable {
     /// Connection settings.
     public struct Configuration: Sendable {
@@ -25,48 +27,46 @@ public final class HTTP1Transport: Sendable {
         public var connectTimeout: Duration
         /// An idle kept-alive connection older than this is closed instead of reused.
         public var idleTimeout: Duration
-        /// Idle connections kept per scheme, host and port.
-        public var maximumIdleConnectionsPerEndpoint: Int
+        /// Connections open at once per scheme, host and port, idle or in use (a hard cap, at least 1): calls
+        /// beyond it wait in order for one.
+        public var maximumConnectionsPerEndpoint: Int
         /// TLS for `https` (default: the system's trust roots, full certificate and host name verification).
         public var tls: TLSConfiguration
 
         public init(
             connectTimeout: Duration = .seconds(5), idleTimeout: Duration = .seconds(60),
-            maximumIdleConnectionsPerEndpoint: Int = 16, tls: TLSConfiguration = .makeClientConfiguration()
+            maximumConnectionsPerEndpoint: Int = 16, tls: TLSConfiguration = .makeClientConfiguration()
         ) {
             self.connectTimeout = connectTimeout
             self.idleTimeout = idleTimeout
-            self.maximumIdleConnectionsPerEndpoint = maximumIdleConnectionsPerEndpoint
+            self.maximumConnectionsPerEndpoint = maximumConnectionsPerEndpoint
             self.tls = tls
         }
     }
 
     public let configuration: Configuration
     let group: any EventLoopGroup
-    private let pool = Mutex(Pool())
+    private let pool: Mutex<HTTP1Pool>
+    private let idleTimeout: TimeAmount
     private let sslContext = Mutex<NIOSSLContext?>(nil)
-
-    private struct Pool {
-        var idle: [HTTP1Endpoint: [(connection: HTTP1Connection, since: NIODeadline)]] = [:]
-        var open: Set<ObjectIdentifier> = []
-        var closed = false
-    }
 
     /// Creates a transport on NIO's shared event loops; call ``shutdown()`` when done.
     public init(configuration: Configuration = .init()) {
         self.configuration = configuration
         self.group = MultiThreadedEventLoopGroup.singleton
+        self.pool = Mutex(HTTP1Pool(limit: configuration.maximumConnectionsPerEndpoint))
+        self.idleTimeout = TimeAmount(configuration.idleTimeout)
     }
 
-    /// Closes every connection; calls made afterwards fail as not sent.
+    /// Closes every idle connection and fails the calls waiting for one (not sent); calls made afterwards fail as
+    /// not sent. Calls in flight finish, and their connections are closed after them.
     public func shutdown() async {
-        let idle = pool.withLock { pool -> [HTTP1Connection] in
-            pool.closed = true
-            defer { pool.idle = [:] }
-            return pool.idle.values.flatMap { $0.map(\.connection) }
-        }
+        let (idle, waiting) = pool.withLock { $0.shutDown() }
         for connection in idle {
             connection.close()
+        }
+        for call in waiting {
+            call.fail(HTTP1Failure(stage: .notSent, reason: "client shut down"))
         }
     }
 
@@ -79,7 +79,7 @@ public final class HTTP1Transport: Sendable {
                     if call.begin(continuation) { dispatch(call, fresh: false) }
                 }
             } onCancel: {
-                call.abort(.cancelled)
+                abort(call, .cancelled)
             }
         } catch let failure as HTTP1Failure {
             throw failure
@@ -88,37 +88,75 @@ public final class HTTP1Transport: Sendable {
         }
     }
 
-    /// Puts `call` on an idle connection of its endpoint (unless `fresh`) or on a new one.
+    /// Cancel or deadline: ends the call (how far it got decides its stage) and takes it out of the queue if it
+    /// was waiting there.
+    private func abort(_ call: HTTP1Call, _ reason: HTTP1Call.Abort) {
+        call.abort(reason)
+        pool.withLock { $0.forget(call) }
+    }
+
+    /// Puts `call` on an idle connection of its endpoint (unless `fresh`), on a new one if the cap allows, or in
+    /// the endpoint's queue.
     func dispatch(_ call: HTTP1Call, fresh: Bool) {
-        let taken = fresh ? nil : takeIdle(call.endpoint)
-        if case .shutDown = taken {
+        let now = NIODeadline.now()
+        var expired: [HTTP1Connection] = []
+        let acquired = pool.withLock { $0.acquire(call, fresh: fresh, now: now, idleTimeout: idleTimeout, expired: &expired) }
+        for connection in expired { connection.close() }
+        switch acquired {
+        case .connection(let connection):
+            run(call, on: connection)
+        case .connect:
+            open(for: call)
+        case .queued:
+            // The only timer of a waiting call: its deadline (the connection's own timer takes over once it runs).
+            let scheduled = group.next().scheduleTask(deadline: call.deadline) { [self] in abort(call, .timedOut) }
+            call.waiting(until: scheduled)
+        case .shutDown:
             call.fail(HTTP1Failure(stage: .notSent, reason: "client shut down"))
+        case .ended:
+            break
+        }
+    }
+
+    /// Runs `call` on `connection` (idle, taken out of the pool), or hands the connection on if the call ended.
+    private func run(_ call: HTTP1Call, on connection: HTTP1Connection) {
+        guard call.attach(connection) else {
+            release(connection)
             return
         }
-        if case .connection(let connection) = taken {
-            let loop = connection.loop
-            guard call.attach(connection) else {
-                release(connection)
-                return
-            }
-            if loop.inEventLoop {
-                connection.start(call)
-            } else {
-                loop.execute { connection.start(call) }
-            }
-            return
+        let loop = connection.loop
+        if loop.inEventLoop {
+            connection.start(call)
+        } else {
+            loop.execute { connection.start(call) }
         }
+    }
+
+    /// Opens a connection for `call` in the slot reserved for it.
+    private func open(for call: HTTP1Call) {
+        let endpoint = call.endpoint
         let loop = group.next()
-        let connecting: EventLoopFuture<HTTP1Connection>
+        let connecting: EventLoopFuture<(any Channel, HTTP1Connection)>
         do {
-            connecting = try connect(to: call.endpoint, on: loop, deadline: call.deadline)
+            connecting = try connect(to: endpoint, on: loop, deadline: call.deadline)
         } catch {
             call.fail(HTTP1Failure(stage: .notSent, reason: "TLS setup failed"))
+            slotFreed(pool.withLock { $0.connectFailed(endpoint) })
             return
         }
         connecting.whenComplete { [self] result in
             switch result {
-            case .success(let connection):
+            case .success(let (channel, connection)):
+                var next: HTTP1Call?
+                // On the channel's loop, as its channelInactive: the channel cannot close between these two.
+                let active = channel.isActive
+                let admitted = pool.withLock { $0.admit(connection, active: active, next: &next) }
+                guard admitted else {
+                    channel.close(promise: nil)
+                    call.fail(HTTP1Failure(stage: .notSent, reason: active ? "client shut down" : "connection closed"))
+                    slotFreed(next)
+                    return
+                }
                 if call.attach(connection) {
                     connection.start(call)
                 } else {
@@ -126,54 +164,47 @@ public final class HTTP1Transport: Sendable {
                 }
             case .failure(let error):
                 call.fail(HTTP1Failure(stage: .notSent, reason: Self.connectFailure(error)))
+                slotFreed(pool.withLock { $0.connectFailed(endpoint) })
             }
         }
     }
 
-    private enum Taken { case connection(HTTP1Connection), none, shutDown }
-
-    /// The most recently used idle connection of `endpoint` that is not past the idle timeout.
-    private func takeIdle(_ endpoint: HTTP1Endpoint) -> Taken {
-        let now = NIODeadline.now()
-        let idleTimeout = TimeAmount(configuration.idleTimeout)
-        var expired: [HTTP1Connection] = []
-        let taken = pool.withLock { pool -> Taken in
-            guard !pool.closed else { return .shutDown }
-            while let last = pool.idle[endpoint]?.popLast() {
-                if now - last.since < idleTimeout { return .connection(last.connection) }
-                expired.append(last.connection)
-            }
-            return .none
+    /// A slot freed and handed to `waiter` (if any): a new connection for it, unless it ended meanwhile.
+    private func slotFreed(_ waiter: HTTP1Call?) {
+        guard let waiter else { return }
+        if waiter.isFinished {
+            // Aborted after it left the queue: the slot goes to the next one.
+            slotFreed(pool.withLock { $0.connectFailed(waiter.endpoint) })
+        } else {
+            open(for: waiter)
         }
-        for connection in expired { connection.close() }
-        return taken
     }
 
-    /// Takes back a connection whose exchange ended cleanly: kept idle, or closed when the pool is full or shut down.
+    /// Takes back a connection whose exchange ended cleanly: to the first waiting call, else kept idle; closed when
+    /// it closed meanwhile or the transport is shut down.
     func release(_ connection: HTTP1Connection) {
         let now = NIODeadline.now()
-        let keep = pool.withLock { pool -> Bool in
-            guard !pool.closed, pool.open.contains(ObjectIdentifier(connection)),
-                  pool.idle[connection.endpoint]?.count ?? 0 < configuration.maximumIdleConnectionsPerEndpoint
-            else { return false }
-            pool.idle[connection.endpoint, default: []].append((connection, now))  // in place, no copy
-            return true
+        switch pool.withLock({ $0.release(connection, now: now) }) {
+        case .keptIdle: break
+        case .close: connection.close()
+        case .handTo(let waiter): run(waiter, on: connection)
         }
-        if !keep { connection.close() }
     }
 
     /// Idle connections in the pool, all endpoints.
-    var idleConnections: Int { pool.withLock { $0.idle.values.reduce(0) { $0 + $1.count } } }
+    var idleConnections: Int { pool.withLock { $0.idleConnections } }
+    /// Connections open or connecting, all endpoints (what the cap counts).
+    var openConnections: Int { pool.withLock { $0.openConnections } }
+    /// Calls waiting for a connection, all endpoints.
+    var waitingCalls: Int { pool.withLock { $0.waitingCalls } }
 
-    /// Forgets a connection that closed.
+    /// Forgets a connection whose channel closed; its slot goes to the first waiting call, if any.
     func closed(_ connection: HTTP1Connection) {
-        pool.withLock { pool in
-            pool.open.remove(ObjectIdentifier(connection))
-            pool.idle[connection.endpoint]?.removeAll { $0.connection === connection }
-        }
+        slotFreed(pool.withLock { $0.closed(connection) })
     }
 
-    private func connect(to endpoint: HTTP1Endpoint, on loop: any EventLoop, deadline: NIODeadline) throws -> EventLoopFuture<HTTP1Connection> {
+    private func connect(to endpoint: HTTP1Endpoint, on loop: any EventLoop, deadline: NIODeadline) throws
+        -> EventLoopFuture<(any Channel, HTTP1Connection)> {
         let tls = endpoint.tls ? try context() : nil
         let connection = HTTP1Connection(transport: self, endpoint: endpoint, loop: loop)
         let timeout = min(TimeAmount(configuration.connectTimeout), max(deadline - .now(), .zero))
@@ -190,18 +221,7 @@ public final class HTTP1Transport: Sendable {
                 }
             }
             .connect(host: endpoint.host, port: endpoint.port)
-            .flatMapThrowing { [self] channel in
-                let admitted = pool.withLock { pool -> Bool in
-                    guard !pool.closed else { return false }
-                    pool.open.insert(ObjectIdentifier(connection))
-                    return true
-                }
-                guard admitted, channel.isActive else {
-                    channel.close(promise: nil)
-                    throw HTTP1Failure(stage: .notSent, reason: admitted ? "connection closed" : "client shut down")
-                }
-                return connection
-            }
+            .map { ($0, connection) }
     }
 
     /// The TLS context, made on the first `https` connection (it loads the trust roots).
@@ -252,9 +272,10 @@ struct HTTP1Failure: Error, Sendable {
 /// One exchange in flight: the caller's continuation, the connection it runs on, its deadline.
 ///
 /// The continuation is resumed exactly once: by the connection (response or failure, on its event loop), by a
-/// failed connect, or by ``abort(_:)`` before the call reached a connection. Once on a connection, a cancel or the
-/// deadline goes through the connection, which alone knows how far the request got. Before that, the connect
-/// timeout (never later than the deadline) bounds the wait.
+/// failed connect, by ``abort(_:)`` before the call reached a connection, or by the transport's shutdown while it
+/// waits for one. Once on a connection, a cancel or the deadline goes through the connection, which alone knows how
+/// far the request got. Before that, the connect timeout (never later than the deadline) bounds a connect, and a
+/// timer at the deadline (``waiting(until:)``) a wait in the queue.
 final class HTTP1Call: Sendable {
     enum Abort: Sendable { case cancelled, timedOut }
 
@@ -268,6 +289,7 @@ final class HTTP1Call: Sendable {
         var aborted: Abort?
         var finished = false
         var retried = false
+        var queueTimer: Scheduled<Void>?
     }
 
     private let state = Mutex(State())
@@ -337,6 +359,18 @@ final class HTTP1Call: Sendable {
     /// Why the call was aborted, if it was.
     var aborted: Abort? { state.withLock { $0.aborted } }
 
+    /// The call has been answered (or failed).
+    var isFinished: Bool { state.withLock { $0.finished } }
+
+    /// Keeps the deadline timer of a call put in the queue, cancelled when the call ends (at once if it has).
+    func waiting(until timer: Scheduled<Void>) {
+        let ended = state.withLock { state -> Bool in
+            if !state.finished { state.queueTimer = timer }
+            return state.finished
+        }
+        if ended { timer.cancel() }
+    }
+
     func succeed(_ response: HTTP1Response) {
         if let continuation = finish() { continuation.resume(returning: response) }
     }
@@ -346,15 +380,18 @@ final class HTTP1Call: Sendable {
     }
 
     private func finish() -> UnsafeContinuation<HTTP1Response, any Error>? {
-        state.withLock { state in
-            guard !state.finished else { return nil }
+        let (continuation, timer) = state.withLock { state in
+            guard !state.finished else { return (nil, nil) as (UnsafeContinuation<HTTP1Response, any Error>?, Scheduled<Void>?) }
             state.finished = true
             defer {
                 state.continuation = nil
                 state.connection = nil
+                state.queueTimer = nil
             }
-            return state.continuation
+            return (state.continuation, state.queueTimer)
         }
+        timer?.cancel()
+        return continuation
     }
 }
 

@@ -57,7 +57,7 @@ public final class OutboxWorker: Service, Sendable {
         try await sessions.claim.connect()
         let transport = HTTP1Transport(configuration: .init(
             connectTimeout: configuration.client.connectTimeout,
-            maximumIdleConnectionsPerEndpoint: max(configuration.concurrency, 8)))
+            maximumConnectionsPerEndpoint: max(configuration.concurrency, 8)))
         var clients: [String: FlexChargeClient] = [:]
         for (name, environment) in configuration.environments {
             clients[name.rawValue] = FlexChargeClient(
