@@ -9,6 +9,8 @@ public struct PGResult: Sendable {
     public let rows: [PGRow]
     /// The number of rows the command touched (INSERT/UPDATE/DELETE), or 0.
     let affectedRows: Int
+    /// Column name → position, shared with every row.
+    private let index: PGRow.ColumnIndex
 
     init(copying result: OpaquePointer) {
         let columnCount = Int(PQnfields(result))
@@ -30,13 +32,32 @@ public struct PGResult: Sendable {
             rows.append(PGRow(index: index, values: values))
         }
         self.columns = names
+        self.index = index
         self.rows = rows
         self.affectedRows = Int(String(cString: PQcmdTuples(result))) ?? 0
     }
 
     /// The only row, or `nil` when there is none.
     public var first: PGRow? { rows.first }
+
+    /// The position (0-based) of the column named `column`, to decode many rows by position: a
+    /// lookup by name hashes the name, for every column of every row.
+    public func position(of column: String) throws(PGError) -> Int { try index.position(of: column) }
+
+    /// The position of the column named `column`, or `nil` when the result has none.
+    public func positionIfPresent(of column: String) -> Int? { index.positions[column] }
 }
+
+/// A result's columns by name: where each one is (0-based), to decode rows by position.
+public protocol PGColumnPositions {
+    /// The position of the column named `column`; throws when the result has none.
+    func position(of column: String) throws(PGError) -> Int
+    /// The position of the column named `column`, or `nil` when the result has none.
+    func positionIfPresent(of column: String) -> Int?
+}
+
+extension PGResult: PGColumnPositions {}
+extension PGRow: PGColumnPositions {}
 
 /// One row of a ``PGResult``. Decode a column with ``decode(_:as:)``.
 ///
@@ -56,6 +77,11 @@ public struct PGRow: Sendable {
             for (i, name) in names.enumerated() where positions[name] == nil { positions[name] = i }
             self.positions = positions
         }
+
+        func position(of column: String) throws(PGError) -> Int {
+            guard let position = positions[column] else { throw PGRow.noColumn(column) }
+            return position
+        }
     }
 
     @usableFromInline let index: ColumnIndex
@@ -68,6 +94,12 @@ public struct PGRow: Sendable {
     /// True when the result has a column named `column`.
     @inlinable
     public func hasColumn(_ column: String) -> Bool { index.positions[column] != nil }
+
+    /// The position of the column named `column` (see ``PGResult/position(of:)``).
+    public func position(of column: String) throws(PGError) -> Int { try index.position(of: column) }
+
+    /// The position of the column named `column`, or `nil` when the result has none.
+    public func positionIfPresent(of column: String) -> Int? { index.positions[column] }
 
     /// Decodes the named column. A NULL decodes only into an `Optional`.
     @inlinable

@@ -84,18 +84,52 @@ struct SealedCredentials: Sendable {
     let webhookKey: SealedSecret
     let version: Date
 
-    /// The one decoder of credential columns, for every query that selects them: `merchant_id`,
-    /// `environment`, `mid` (NULL: no credentials, nil), `key_id`, `credentials_updated_at`, and
-    /// any of the `*_sealed` columns.
+    /// Where the credential columns are in a result: `merchant_id`, `environment`, `mid` (NULL: no
+    /// credentials, nil), `key_id` (optional), `credentials_updated_at`, and any of the `*_sealed` columns.
+    /// Resolved once per result by a reader of many rows (the claim), else per row.
+    struct Columns {
+        let merchantID, environment, mid, version: Int
+        let keyID, appKey, appSecret, tokenizationKey, webhookKey: Int?
+
+        init(_ result: some PGColumnPositions) throws(PGError) {
+            mid = try result.position(of: "mid")
+            merchantID = try result.position(of: "merchant_id")
+            environment = try result.position(of: "environment")
+            version = try result.position(of: "credentials_updated_at")
+            keyID = result.positionIfPresent(of: "key_id")
+            appKey = result.positionIfPresent(of: CredentialField.appKey.column)
+            appSecret = result.positionIfPresent(of: CredentialField.appSecret.column)
+            tokenizationKey = result.positionIfPresent(of: CredentialField.tokenizationKey.column)
+            webhookKey = result.positionIfPresent(of: CredentialField.webhookKey.column)
+        }
+
+        /// The position of a secret's column; `nil`: not selected.
+        func position(of field: CredentialField) -> Int? {
+            switch field {
+            case .appKey: appKey
+            case .appSecret: appSecret
+            case .tokenizationKey: tokenizationKey
+            case .webhookKey: webhookKey
+            }
+        }
+    }
+
+    /// The one decoder of credential columns, for every query that selects them (see ``Columns``).
     init?(row: PGRow) throws(PGError) {
-        guard let mid = try row.decode("mid", as: String?.self) else { return nil }
-        let merchantID: String = try row.decode("merchant_id")
-        let environment: String = try row.decode("environment")
-        let keyID: String? = row.hasColumn("key_id") ? try row.decode("key_id") : nil
+        try self.init(row: row, columns: Columns(row))
+    }
+
+    init?(row: PGRow, columns: Columns) throws(PGError) {
+        guard let mid = try row.decode(columns.mid, as: String?.self) else { return nil }
+        let merchantID: String = try row.decode(columns.merchantID)
+        let environment: String = try row.decode(columns.environment)
+        let keyID: String? = try columns.keyID.map { (at) throws(PGError) -> String? in try row.decode(at) } ?? nil
         func secret(_ field: CredentialField) throws(PGError) -> SealedSecret {
             let binding = CredentialBinding(merchantID: merchantID, environment: environment, field: field)
-            guard row.hasColumn(field.column) else { return SealedSecret(binding: binding, content: .notRead, recordedKeyID: keyID) }
-            let bytes = try row.decode(field.column, as: PGBytes?.self)?.bytes
+            guard let at = columns.position(of: field) else {
+                return SealedSecret(binding: binding, content: .notRead, recordedKeyID: keyID)
+            }
+            let bytes = try row.decode(at, as: PGBytes?.self)?.bytes
             return SealedSecret(binding: binding, content: bytes.map { .sealed($0) } ?? .absent, recordedKeyID: keyID)
         }
         self.merchantID = merchantID
@@ -106,7 +140,7 @@ struct SealedCredentials: Sendable {
         appSecret = try secret(.appSecret)
         tokenizationKey = try secret(.tokenizationKey)
         webhookKey = try secret(.webhookKey)
-        version = try row.decode("credentials_updated_at")
+        version = try row.decode(columns.version)
     }
 
     /// A merchant's credentials for `purpose`, in `environment` or in every environment (sorted by

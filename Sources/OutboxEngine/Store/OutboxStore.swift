@@ -24,7 +24,8 @@ struct OutboxStore: Sendable {
         let result = try await session.query(
             "SELECT * FROM flexcharge.claim_for_worker($1, $2, $3::integer[], $4)",
             [worker, total, laneCaps, lease.seconds])
-        return try result.rows.map(ClaimedEvent.init(row:))
+        let columns = try ClaimedEvent.Columns(result)
+        return try result.rows.map { try ClaimedEvent(row: $0, columns: columns) }
     }
 
     /// Writes a batch of completions in one statement (so one transaction): each event's new
