@@ -89,8 +89,10 @@ public final class HTTP1Transport: Sendable {
     }
 
     /// Cancel or deadline: ends the call (how far it got decides its stage) and takes it out of the queue if it
-    /// was waiting there.
+    /// was waiting there: before its caller resumes, and again after, for a call cancelled while it was being
+    /// queued (the queue refuses an ended call, so one of the two finds it).
     private func abort(_ call: HTTP1Call, _ reason: HTTP1Call.Abort) {
+        pool.withLock { $0.forget(call) }
         call.abort(reason)
         pool.withLock { $0.forget(call) }
     }
