@@ -28,9 +28,9 @@
 --        flexcharge_worker and flexcharge_operator UPDATE of other columns only (0012), so an
 --        INSERT or UPDATE naming site is refused, "permission denied" (InsertTriggerStepsTests);
 --      * whoever may still insert it (the owner) has it overwritten by the trigger;
---      * outbox_immutable (0003, 0015) now covers site too: an UPDATE of it is refused like one of
---        site_url or descriptor, whoever runs it. The workers' updates never name it, so they
---        still do not fire that trigger.
+--      * outbox_immutable (0003, 0015; an AFTER trigger since 0031) now covers site too: an UPDATE
+--        of it is refused like one of site_url or descriptor, whoever runs it. The workers'
+--        updates never name it, so they still do not fire that trigger.
 --    No NOT NULL constraint is added (it would read the whole table under this migration's lock);
 --    the trigger refuses an event with neither site_url nor descriptor, as before.
 --
@@ -77,8 +77,10 @@
 -- NEW FUNCTIONS AND GRANTS (0012's rules): is_whole_cents_text() is called only by the insert
 -- trigger, which runs as the owner (SECURITY DEFINER since 0022): no EXECUTE for any role, revoked
 -- from PUBLIC. CREATE OR REPLACE keeps the grants of outbox_before_insert(), outbox_immutable()
--- (trigger functions: none) and credential_key_may_start() (0028: none, revoked from PUBLIC). The trigger outbox_immutable is created again with site in its
--- column list.
+-- (trigger functions: none) and credential_key_may_start() (0028: none, revoked from PUBLIC). The
+-- trigger outbox_immutable is created again with site in its column list, AFTER UPDATE as 0031
+-- left it (a BEFORE UPDATE row trigger would make every worker update fetch and lock its row
+-- again: 0031's header).
 --
 -- Never edit this file once applied; add a new numbered file.
 
@@ -298,7 +300,7 @@ END;
 $$;
 
 -- ---------------------------------------------------------------------------------------------
--- 2. site cannot change after insert either (0015's rule, site added).
+-- 1. site cannot change after insert either (0015's rule, site added).
 CREATE OR REPLACE FUNCTION flexcharge.outbox_immutable() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -315,8 +317,9 @@ END;
 $$;
 
 -- Fires only when a statement names one of these columns: the workers' updates never pay for it.
+-- An AFTER trigger, as 0031 made it: no BEFORE UPDATE row trigger on the table (0031's header).
 DROP TRIGGER outbox_immutable ON flexcharge.outbox;
 CREATE TRIGGER outbox_immutable
-    BEFORE UPDATE OF kind, merchant_id, order_id, channel, origin, payload, idempotency_key, site_url, descriptor,
+    AFTER UPDATE OF kind, merchant_id, order_id, channel, origin, payload, idempotency_key, site_url, descriptor,
                      dedupe_key, is_test, site
     ON flexcharge.outbox FOR EACH ROW EXECUTE FUNCTION flexcharge.outbox_immutable();
