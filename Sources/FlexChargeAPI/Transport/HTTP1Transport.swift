@@ -364,13 +364,15 @@ final class HTTP1Call: Sendable {
     /// The call has been answered (or failed).
     var isFinished: Bool { state.withLock { $0.finished } }
 
-    /// Keeps the deadline timer of a call put in the queue, cancelled when the call ends (at once if it has).
+    /// Keeps the deadline timer of a call put in the queue, cancelled when the call ends (at once if it has). A call
+    /// queued again (moved off a connection found closed) replaces its earlier timer.
     func waiting(until timer: Scheduled<Void>) {
-        let ended = state.withLock { state -> Bool in
-            if !state.finished { state.queueTimer = timer }
-            return state.finished
+        let obsolete = state.withLock { state -> Scheduled<Void>? in
+            guard !state.finished else { return timer }
+            defer { state.queueTimer = timer }
+            return state.queueTimer
         }
-        if ended { timer.cancel() }
+        obsolete?.cancel()
     }
 
     func succeed(_ response: HTTP1Response) {
