@@ -194,4 +194,24 @@ import Testing
             #expect(received(server) == ["running"])
         }
     }
+
+    @Test func aClientOwningItsTransportCapsItWithMaximumConnectionsPerHost() async throws {
+        let environment = FlexChargeEnvironment(name: .sandbox, baseURL: "http://127.0.0.1:1/v1/")
+        let client = FlexChargeClient(environment: environment, configuration: .init(maximumConnectionsPerHost: 3))
+        #expect(client.transport.configuration.maximumConnectionsPerEndpoint == 3)
+        try await client.shutdown()
+    }
+
+    @Test func aCapBelowOneMeansOneConnection() async throws {
+        try await ScriptServer.with({ _ in [.pause(milliseconds: 5), .write(Self.ok)] }, configuration: Self.capped(0)) { server, transport in
+            let replies = await withTaskGroup(of: Result<HTTPExchange.Reply, FlexChargeError>.self) { group in
+                for index in 0..<5 { group.addTask { await post("o-\(index)", server, transport) } }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            for result in replies {
+                if case .failure(let error) = result { Issue.record("a call failed: \(error)") }
+            }
+            #expect(server.peakOpenConnections == 1 && server.connections == 1)
+        }
+    }
 }
