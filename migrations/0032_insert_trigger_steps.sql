@@ -53,6 +53,14 @@
 --      "not found" and a position from 1 otherwise, so the answer is the same (NULL for a NULL
 --      text, as before; InsertGuardCostTests still compares it with 0022's pattern).
 --    * The amount and currency are each set once where they are set (not first to NULL).
+--    * A test that needs a payload key asks for the key first, in its own IF, so an event without
+--      it never prepares the rest (PL/pgSQL prepares a whole IF condition, though it stops
+--      evaluating at the first false AND): the four "columns win" refusals of 0015 behind one
+--      "payload ?| {orderId,isMIT,siteUrl} OR transaction ? descriptor" (each needs its key), the
+--      amount section's isMIT and the idempotency key's comparison with payload.idempotencyKey.
+--      The same refusals in the same order: a refusal whose key is missing could not fire.
+--    * site_url or descriptor: (btrim(site_url) <> '' OR btrim(descriptor) <> '') IS NOT TRUE, TRUE
+--      exactly when coalesce(btrim(site_url), '') = '' AND coalesce(btrim(descriptor), '') = '' is.
 --
 -- 4. THE WAKE NOTIFY WITHOUT A QUERY. PERFORM runs its expression as a query (an executor start
 --    and end through SPI); the evaluates' pg_notify is now the value of an assignment, which
@@ -63,16 +71,22 @@
 -- orders already in the table, marginal rows (one INSERT per transaction: rows 101-400; COPY:
 -- rows 501-2 500), single-user backend; "before" is migrations 0001-0030.
 --                                          one INSERT per tx        COPY
---   all of 0032                            872 k -> 830 k           509 k -> 489 k
+--   all of 0032                            872 k -> 803 k           509 k -> 487 k
 --   1. site no longer generated              -21 k                    -10 k
---   2, 3 (but greatest), 4                   -12 k (the regular expression's share: -11 k)
+--   2. the amount without a regular
+--      expression, with 3's IS NOT TRUE,
+--      num_nonnulls and 4                    -12 k (the regular expression's share: -11 k)
 --   3. greatest() in the credential test      -9 k
---   2-4 together                                                      -10 k
--- (1: 0032 without its DROP EXPRESSION and NEW.site line, against all of 0032; 3's greatest():
--- the draft before it, against all of 0032; the regular expression's share: textregexne in the
--- profile.) The workers: a single-row UPDATE of state, lease, attempts and updated_at, one per
--- transaction (the claim's shape), 63.2 k -> 51.6 k instructions on the same table: PostgreSQL 15
--- no longer computes site at every UPDATE (the claim and the outcome write each did).
+--   3. keys first (the columns-win gate
+--      and site_url/descriptor: -21 k;
+--      isMIT, idempotencyKey: -7 k)          -28 k
+--   2-4 together                                                      -12 k
+-- (1: 0032 without its DROP EXPRESSION and NEW.site line, against 0032 before the "keys first"
+-- step; the others: each draft against the one before, in the order of the table; the regular
+-- expression's share: textregexne in the profile.)
+-- The workers: a single-row UPDATE of state, lease, attempts and updated_at, one per transaction
+-- (the claim's shape), 63.2 k -> 51.6 k instructions on the same table (rows 51-200): PostgreSQL
+-- 15 no longer computes site at every UPDATE (the claim and the outcome write each did).
 --
 -- NEW FUNCTIONS AND GRANTS (0012's rules): is_whole_cents_text() is called only by the insert
 -- trigger, which runs as the owner (SECURITY DEFINER since 0022): no EXECUTE for any role, revoked
@@ -147,7 +161,7 @@ BEGIN
     IF NEW.channel = 'mit' AND NEW.origin IS NOT NULL THEN
         PERFORM flexcharge.reject('origin', 'must be NULL for an mit event (origin tells website from call center orders, which are cit)');
     END IF;
-    IF coalesce(btrim(NEW.site_url), '') = '' AND coalesce(btrim(NEW.descriptor), '') = '' THEN
+    IF (btrim(NEW.site_url) <> '' OR btrim(NEW.descriptor) <> '') IS NOT TRUE THEN
         PERFORM flexcharge.reject('site_url', 'site_url or descriptor is required: it tells which site the order belongs to');
     END IF;
     IF (jsonb_typeof(NEW.payload) = 'object') IS NOT TRUE THEN
@@ -176,8 +190,10 @@ BEGIN
         END IF;
         NEW.amount_cents := (v_amount #>> '{}')::bigint;
         NEW.currency := NEW.payload #>> '{transaction,currency}';
-        IF NEW.payload ? 'isMIT' AND (NEW.payload ->> 'isMIT') IS DISTINCT FROM (NEW.channel = 'mit')::text THEN
-            PERFORM flexcharge.reject('payload.isMIT', format('contradicts channel %s', NEW.channel));
+        IF NEW.payload ? 'isMIT' THEN
+            IF (NEW.payload ->> 'isMIT') IS DISTINCT FROM (NEW.channel = 'mit')::text THEN
+                PERFORM flexcharge.reject('payload.isMIT', format('contradicts channel %s', NEW.channel));
+            END IF;
         END IF;
     ELSIF NEW.kind IN ('refund', 'capture') THEN
         v_amount := NEW.payload -> 'amountCents';
@@ -214,33 +230,37 @@ BEGIN
     END IF;
 
     -- The idempotency key: given, else the payload's, else a new UUID; fixed from now on.
-    IF NEW.idempotency_key IS NOT NULL AND NEW.payload ? 'idempotencyKey'
-       AND NEW.payload ->> 'idempotencyKey' <> NEW.idempotency_key THEN
-        PERFORM flexcharge.reject('idempotency_key', 'differs from payload.idempotencyKey; give one or make them equal');
+    IF NEW.payload ? 'idempotencyKey' THEN
+        IF NEW.idempotency_key IS NOT NULL AND NEW.payload ->> 'idempotencyKey' <> NEW.idempotency_key THEN
+            PERFORM flexcharge.reject('idempotency_key', 'differs from payload.idempotencyKey; give one or make them equal');
+        END IF;
     END IF;
     NEW.idempotency_key := coalesce(NEW.idempotency_key, NEW.payload ->> 'idempotencyKey', gen_random_uuid()::text);
     IF length(NEW.idempotency_key) NOT BETWEEN 1 AND 64 THEN
         PERFORM flexcharge.reject('idempotency_key', 'must be 1 to 64 characters (a UUID is best)');
     END IF;
 
-    -- 0015: the columns win (what is sent is what the columns say).
-    IF NEW.payload ? 'orderId' AND NEW.payload -> 'orderId' IS DISTINCT FROM to_jsonb(NEW.order_id) THEN
-        PERFORM flexcharge.reject('payload.orderId',
-            'differs from order_id; leave it out: order_id is sent as orderId');
-    END IF;
-    IF NEW.payload ? 'isMIT' AND NEW.payload -> 'isMIT' IS DISTINCT FROM to_jsonb(NEW.channel = 'mit') THEN
-        PERFORM flexcharge.reject('payload.isMIT',
-            format('contradicts channel %s; leave it out: isMIT is sent from channel', NEW.channel));
-    END IF;
-    IF NEW.payload ? 'siteUrl'
-       AND NEW.payload -> 'siteUrl' IS DISTINCT FROM coalesce(to_jsonb(NEW.site_url), 'null'::jsonb) THEN
-        PERFORM flexcharge.reject('payload.siteUrl',
-            'differs from site_url; leave it out: site_url is sent as siteUrl');
-    END IF;
-    IF NEW.payload -> 'transaction' ? 'descriptor'
-       AND NEW.payload #> '{transaction,descriptor}' IS DISTINCT FROM coalesce(to_jsonb(NEW.descriptor), 'null'::jsonb) THEN
-        PERFORM flexcharge.reject('payload.transaction.descriptor',
-            'differs from descriptor; leave it out: without a site_url, descriptor is sent as transaction.descriptor');
+    -- 0015: the columns win (what is sent is what the columns say). Each of the four refusals needs
+    -- its key in the payload; an event without any of them skips all four (3 above).
+    IF NEW.payload ?| '{orderId,isMIT,siteUrl}'::text[] OR NEW.payload -> 'transaction' ? 'descriptor' THEN
+        IF NEW.payload ? 'orderId' AND NEW.payload -> 'orderId' IS DISTINCT FROM to_jsonb(NEW.order_id) THEN
+            PERFORM flexcharge.reject('payload.orderId',
+                'differs from order_id; leave it out: order_id is sent as orderId');
+        END IF;
+        IF NEW.payload ? 'isMIT' AND NEW.payload -> 'isMIT' IS DISTINCT FROM to_jsonb(NEW.channel = 'mit') THEN
+            PERFORM flexcharge.reject('payload.isMIT',
+                format('contradicts channel %s; leave it out: isMIT is sent from channel', NEW.channel));
+        END IF;
+        IF NEW.payload ? 'siteUrl'
+           AND NEW.payload -> 'siteUrl' IS DISTINCT FROM coalesce(to_jsonb(NEW.site_url), 'null'::jsonb) THEN
+            PERFORM flexcharge.reject('payload.siteUrl',
+                'differs from site_url; leave it out: site_url is sent as siteUrl');
+        END IF;
+        IF NEW.payload -> 'transaction' ? 'descriptor'
+           AND NEW.payload #> '{transaction,descriptor}' IS DISTINCT FROM coalesce(to_jsonb(NEW.descriptor), 'null'::jsonb) THEN
+            PERFORM flexcharge.reject('payload.transaction.descriptor',
+                'differs from descriptor; leave it out: without a site_url, descriptor is sent as transaction.descriptor');
+        END IF;
     END IF;
     IF NEW.dedupe_key IS NOT NULL THEN
         IF length(NEW.dedupe_key) NOT BETWEEN 1 AND 200 OR btrim(NEW.dedupe_key) = '' THEN
