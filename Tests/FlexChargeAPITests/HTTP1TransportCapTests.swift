@@ -30,6 +30,15 @@ import Testing
         }
     }
 
+    /// `count` calls at once, ids `prefix-0`...; their outcomes in the order they ended.
+    private func burst(_ prefix: String, _ count: Int, _ server: ScriptServer, _ transport: HTTP1Transport)
+        async -> [Result<HTTPExchange.Reply, FlexChargeError>] {
+        await withTaskGroup(of: Result<HTTPExchange.Reply, FlexChargeError>.self) { group in
+            for index in 0..<count { group.addTask { await post("\(prefix)-\(index)", server, transport) } }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+    }
+
     /// Ids of the requests the server received, in order.
     private func received(_ server: ScriptServer) -> [String] {
         server.requests.compactMap { request in
@@ -39,12 +48,7 @@ import Testing
 
     @Test func fortyCallsThroughACapOfFourNeverOpenMoreThanFour() async throws {
         try await ScriptServer.with({ _ in [.gate(0), .pause(milliseconds: 5), .write(Self.ok)] }, configuration: Self.capped(4)) { server, transport in
-            let results = Task {
-                await withTaskGroup(of: Result<HTTPExchange.Reply, FlexChargeError>.self) { group in
-                    for index in 0..<40 { group.addTask { await post("o-\(index)", server, transport) } }
-                    return await group.reduce(into: []) { $0.append($1) }
-                }
-            }
+            let results = Task { await burst("o", 40, server, transport) }
             // Four requests in, held at the server; the other 36 wait in the transport.
             try await eventually { server.requests.count == 4 && transport.waitingCalls == 36 }
             #expect(server.openConnections == 4)
@@ -145,26 +149,18 @@ import Testing
             default: [.gate(0), .write(Self.ok)]
             }
         }, configuration: Self.capped(4)) { server, transport in
-            let failures = await withTaskGroup(of: Result<HTTPExchange.Reply, FlexChargeError>.self) { group in
-                for index in 0..<40 { group.addTask { await post("fail-\(index)", server, transport) } }
-                return await group.reduce(into: []) { $0.append($1) }
-            }
+            let failures = await burst("fail", 40, server, transport)
             for result in failures {
                 guard case .failure(let error) = result else { Issue.record("a call the server hung up on succeeded"); continue }
                 #expect(error.failureClass == .ambiguous, "\(error)")
             }
             #expect(server.requests.count == 40, "each sent once, none resent after being written")
             try await eventually { transport.openConnections == 0 && server.openConnections == 0 }
-            let burst = Task {
-                await withTaskGroup(of: Result<HTTPExchange.Reply, FlexChargeError>.self) { group in
-                    for index in 0..<40 { group.addTask { await post("ok-\(index)", server, transport) } }
-                    return await group.reduce(into: []) { $0.append($1) }
-                }
-            }
+            let calls = Task { await burst("ok", 40, server, transport) }
             // All four slots are free again: four held at the server at once, the rest waiting.
             try await eventually { server.heldAt(0) == 4 && transport.waitingCalls == 36 }
             server.openGate()
-            let replies = await burst.value
+            let replies = await calls.value
             #expect(replies.count == 40)
             for result in replies {
                 if case .failure(let error) = result { Issue.record("a call after the failures failed: \(error)") }
@@ -204,10 +200,7 @@ import Testing
 
     @Test func aCapBelowOneMeansOneConnection() async throws {
         try await ScriptServer.with({ _ in [.pause(milliseconds: 5), .write(Self.ok)] }, configuration: Self.capped(0)) { server, transport in
-            let replies = await withTaskGroup(of: Result<HTTPExchange.Reply, FlexChargeError>.self) { group in
-                for index in 0..<5 { group.addTask { await post("o-\(index)", server, transport) } }
-                return await group.reduce(into: []) { $0.append($1) }
-            }
+            let replies = await burst("o", 5, server, transport)
             for result in replies {
                 if case .failure(let error) = result { Issue.record("a call failed: \(error)") }
             }
