@@ -1,8 +1,8 @@
 -- 0031_drain_writes_less.sql
 --
 -- What the gateway's database pays per drained event for the two worker updates (the claim's pending ->
--- running, the outcome's running -> done), issue 14. Nothing changes in what is refused, claimed or
--- recorded; two things change in how the table checks and indexes those updates.
+-- running, the outcome's running -> done), issue 14. Nothing changes in what is refused, claimed,
+-- notified or recorded; three things change in how the table checks and indexes those updates.
 --
 -- 1. THE TWO UPDATE GUARDS BECOME AFTER TRIGGERS. outbox_immutable (0003/0015: the gateway's columns never
 --    change) and outbox_worker_columns_valid (0028: 0003's three CHECK constraints on the worker's
@@ -35,6 +35,16 @@
 --    The gateway's insert also does one BRIN insert less. Building it reads the table once (on a large
 --    table: a quiet hour; BRIN builds are fast).
 --
+-- 3. THE TRIGGER CONDITIONS' VALUE LISTS AS ARRAY CONSTANTS. PostgreSQL stores a WHEN condition as a node
+--    tree in text and reads it again (stringToNode, then plans it) in every statement that updates
+--    the table: the claim's UPDATE once per claim, the outcome writer's once per batch. `x IN ('a', 'b')`
+--    is stored as an array constructor with one node per value; `x = ANY ('{a,b}'::text[])` is one
+--    array constant (the same test, the same result for every value, NULL included). The two WHEN
+--    conditions of outbox_worker_columns_valid and outbox_notify_done shrink from 5 800 to 4 100
+--    characters: about 45 000 instructions less per statement (a fixed cost of each claim and each
+--    outcome batch: at 16 events per claim, -4 300 instructions per event). outbox_notify_done is
+--    otherwise the same trigger (0003): same columns, same condition, same function.
+--
 -- Cost, per event: instructions of the database's backends under callgrind (deterministic to about
 -- 0.2 %), `flexcharge-outbox bench-sql --throwaway-database-marks-every-pending-event-succeeded` (the
 -- worker's SQL without HTTP, 64 events per claim, 0 ms) draining 3 000 ~1 KB transmits of one merchant,
@@ -65,13 +75,24 @@ CREATE TRIGGER outbox_immutable
 
 -- The condition is 0003's three CHECK constraints (0028); like a CHECK, a NULL passes here (and is
 -- refused by the column's NOT NULL, checked as the row is written, before this trigger).
+-- (The value lists are array constants: see 3 in the header.)
 DROP TRIGGER outbox_worker_columns_valid ON flexcharge.outbox;
 CREATE TRIGGER outbox_worker_columns_valid AFTER UPDATE ON flexcharge.outbox
     FOR EACH ROW
-    WHEN (NOT (NEW.next_action IN ('send', 'lookup')
+    WHEN (NOT (NEW.next_action = ANY ('{send,lookup}'::text[])
                AND (NEW.state <> 'running' OR (NEW.lease_owner IS NOT NULL AND NEW.lease_expires_at IS NOT NULL))
-               AND NEW.state IN ('pending', 'running', 'succeeded', 'awaiting_outcome', 'failed', 'skipped', 'dead')))
+               AND NEW.state = ANY ('{pending,running,succeeded,awaiting_outcome,failed,skipped,dead}'::text[])))
     EXECUTE FUNCTION flexcharge.outbox_worker_columns_valid();
+
+-- ---------------------------------------------------------------------------------------------
+-- 3. outbox_notify_done (0003; function 0015, unchanged): the same trigger, its state list an array constant.
+DROP TRIGGER outbox_notify_done ON flexcharge.outbox;
+CREATE TRIGGER outbox_notify_done AFTER UPDATE OF state, decision ON flexcharge.outbox
+    FOR EACH ROW
+    WHEN (NEW.kind <> 'transmit'
+          AND NEW.state = ANY ('{succeeded,awaiting_outcome,failed,skipped,dead}'::text[])
+          AND (OLD.state IS DISTINCT FROM NEW.state OR OLD.decision IS DISTINCT FROM NEW.decision))
+    EXECUTE FUNCTION flexcharge.outbox_notify_done();
 
 -- ---------------------------------------------------------------------------------------------
 -- 2. One BRIN index for created_at and its UTC day.
