@@ -26,12 +26,15 @@ struct FlexChargeOutbox: AsyncParsableCommand {
     /// Runs the command; failures print one line on stderr (no stack trace) and exit non-zero:
     /// 2 for bad input, 1 for everything else.
     ///
-    /// NIO's event loops become Swift Concurrency's global executor first: every FlexCharge call is
-    /// async-http-client I/O on an event loop, and without this each call's continuation hops to the
-    /// cooperative pool and back (measured: most of the worker's scheduling cost). Nothing here blocks a
-    /// global-executor thread: PostgreSQL calls run on each session's own thread.
+    /// NIO's event loops become Swift Concurrency's global executor first, jobs run as the generic
+    /// executor (``EventLoopGlobalExecutor``): every FlexCharge call is I/O on an event loop, and without
+    /// this each call's continuation hops to the cooperative pool and back (measured: most of the worker's
+    /// scheduling cost). Nothing here blocks a global-executor thread: PostgreSQL calls run on each
+    /// session's own thread.
     static func main() async {
-        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        if !EventLoopGlobalExecutor.install() {
+            NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        }
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
