@@ -77,8 +77,8 @@ public struct EventQueries: Sendable {
     ///     are enumerated first (a loose index scan, one probe per merchant: 334 ms -> 7 ms);
     ///   * a time window that ended long ago: walking the primary key back from the newest event
     ///     filters everything newer; when the window is shorter than the time since it ended, the
-    ///     rows are found through `outbox_created_brin` and sorted instead (1.5 s -> 0.17 s for one
-    ///     day, 20 days ago).
+    ///     rows are found through the BRIN index on created_at (`outbox_by_day`, migrations/0031) and
+    ///     sorted instead (1.5 s -> 0.17 s for one day, 20 days ago).
     public func search(_ filter: EventFilter) async throws -> PGResult {
         if let problem = filter.problem { throw OperatorError(problem) }
         let byOrderAlone = filter.order != nil && filter.merchant == nil
