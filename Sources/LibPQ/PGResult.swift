@@ -1,7 +1,13 @@
 import CLibPQ
 
-/// The rows of one statement, copied out of libpq's memory (so it is `Sendable` and nothing of
-/// libpq escapes the connection's thread). Values are in PostgreSQL's text format.
+/// The rows of one statement. Values are in PostgreSQL's text format, read where libpq put them: a value
+/// becomes a Swift value only when a column is decoded (an integer, a time or a `bytea` straight from
+/// its bytes, without a String in between), and the libpq result is freed with the last row that
+/// refers to it. libpq documents a result as read-only once made, safe to pass between threads, and
+/// independent of its connection, so rows are `Sendable` and nothing of the connection escapes.
+///
+/// Copying every value into a String first cost about 10 k instructions per claimed event (26 values,
+/// `scripts/callgrind-worker`), most of them for values parsed again right after.
 public struct PGResult: Sendable {
     /// Column names, in order.
     public let columns: [String]
@@ -12,28 +18,16 @@ public struct PGResult: Sendable {
     /// Column name → position, shared with every row.
     private let index: PGRow.ColumnIndex
 
-    init(copying result: OpaquePointer) {
+    /// Takes `result` over (it is freed with the last row that reads from it).
+    init(owning result: OpaquePointer) {
+        let storage = PGResultStorage(result)
         let columnCount = Int(PQnfields(result))
         let rowCount = Int(PQntuples(result))
         let names = (0..<columnCount).map { String(cString: PQfname(result, Int32($0))) }
         let index = PGRow.ColumnIndex(names: names)
-        var rows: [PGRow] = []
-        rows.reserveCapacity(rowCount)
-        for r in 0..<rowCount {
-            var values: [String?] = []
-            values.reserveCapacity(columnCount)
-            for c in 0..<columnCount {
-                if PQgetisnull(result, Int32(r), Int32(c)) == 1 {
-                    values.append(nil)
-                } else {
-                    values.append(String(cString: PQgetvalue(result, Int32(r), Int32(c))))
-                }
-            }
-            rows.append(PGRow(index: index, values: values))
-        }
         self.columns = names
         self.index = index
-        self.rows = rows
+        self.rows = (0..<rowCount).map { PGRow(storage: storage, index: index, row: Int32($0)) }
         self.affectedRows = Int(String(cString: PQcmdTuples(result))) ?? 0
     }
 
@@ -84,9 +78,20 @@ public struct PGRow: Sendable {
         }
     }
 
+    @usableFromInline let storage: PGResultStorage
     @usableFromInline let index: ColumnIndex
+    @usableFromInline let row: Int32
+
+    init(storage: PGResultStorage, index: ColumnIndex, row: Int32) {
+        self.storage = storage
+        self.index = index
+        self.row = row
+    }
+
     /// The raw text values, `nil` for NULL.
-    public let values: [String?]
+    public var values: [String?] {
+        (0..<index.names.count).map { String.decode(pgBytes: storage.value(row: row, column: Int32($0))) }
+    }
 
     /// The column names, in order.
     public var columnNames: [String] { index.names }
@@ -105,14 +110,16 @@ public struct PGRow: Sendable {
     @inlinable
     public func decode<T: PGDecodable>(_ column: String, as type: T.Type = T.self) throws(PGError) -> T {
         guard let position = index.positions[column] else { throw Self.noColumn(column) }
-        guard let value = T.decode(pgText: values[position]) else { throw undecodable(position, as: type) }
-        return value
+        return try decode(position, as: type)
     }
 
     /// Decodes the column at `position` (0-based).
     @inlinable
     public func decode<T: PGDecodable>(_ position: Int, as type: T.Type = T.self) throws(PGError) -> T {
-        guard let value = T.decode(pgText: values[position]) else { throw undecodable(position, as: type) }
+        precondition(position >= 0 && position < index.names.count, "column position out of range")
+        // The bytes live in the libpq result, which this row keeps alive for the call.
+        let decoded = withExtendedLifetime(storage) { T.decode(pgBytes: storage.value(row: row, column: Int32(position))) }
+        guard let value = decoded else { throw undecodable(position, as: type) }
         return value
     }
 
@@ -123,7 +130,28 @@ public struct PGRow: Sendable {
 
     @usableFromInline
     func undecodable<T>(_ position: Int, as type: T.Type) -> PGError {
-        let what = values[position] == nil ? "is NULL" : "cannot be read as \(T.self)"
+        let what = storage.value(row: row, column: Int32(position)) == nil ? "is NULL" : "cannot be read as \(T.self)"
         return PGError(.decoding, "column \"\(index.names[position])\" \(what)")
+    }
+}
+
+/// A libpq result, read-only, freed when the last row reading from it goes.
+@usableFromInline
+final class PGResultStorage: @unchecked Sendable {
+    // @unchecked: libpq never changes a result after making it, and documents it as safe to read from any thread.
+    private let result: OpaquePointer
+
+    init(_ result: OpaquePointer) { self.result = result }
+
+    deinit { PQclear(result) }
+
+    /// The bytes of a value (its text form, without the terminating NUL), `nil` for NULL. Valid while
+    /// this storage lives.
+    @usableFromInline
+    func value(row: Int32, column: Int32) -> UnsafeBufferPointer<UInt8>? {
+        if PQgetisnull(result, row, column) == 1 { return nil }
+        guard let start = PQgetvalue(result, row, column) else { return nil }
+        return UnsafeBufferPointer(
+            start: UnsafeRawPointer(start).assumingMemoryBound(to: UInt8.self), count: Int(PQgetlength(result, row, column)))
     }
 }

@@ -274,15 +274,15 @@ final class PGRawConnection {
         return received
     }
 
-    /// Converts a libpq result into a ``PGResult`` (copying every value) or a ``PGError``, and
-    /// always frees it.
+    /// Converts a libpq result into a ``PGResult`` (which takes it over, freeing it with its last row)
+    /// or a ``PGError`` (the result freed at once).
     private func consume(_ result: OpaquePointer?) throws(PGError) -> PGResult {
         guard let result else { throw lastError("no result from the server") }
-        defer { PQclear(result) }
         switch PQresultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_SINGLE_TUPLE, PGRES_EMPTY_QUERY:
-            return PGResult(copying: result)
+            return PGResult(owning: result)
         default:
+            defer { PQclear(result) }
             throw Self.serverError(result, connection: handle)
         }
     }

@@ -52,6 +52,8 @@ extension Date: PGCodable {
         return text.withUTF8(parse)
     }
 
+    public static func decode(pgBytes: UnsafeBufferPointer<UInt8>?) -> Date? { pgBytes.flatMap(parse) }
+
     private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Date? {
         guard bytes.count >= 19 else { return nil }
         func number(_ from: Int, _ count: Int) -> Int64? {

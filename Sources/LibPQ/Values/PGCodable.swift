@@ -13,6 +13,41 @@ public protocol PGEncodable: Sendable {
 public protocol PGDecodable {
     /// Parses the text form; `nil` text is SQL NULL. Returns `nil` when the value does not fit.
     static func decode(pgText: String?) -> Self?
+    /// Parses the text form's UTF-8 bytes where libpq holds them (`nil`: SQL NULL), the same as
+    /// ``decode(pgText:)``. The default makes a String of them; integers, times and `bytea` read the
+    /// bytes directly (most of a claimed event's columns).
+    static func decode(pgBytes: UnsafeBufferPointer<UInt8>?) -> Self?
+}
+
+extension PGDecodable {
+    @inlinable
+    public static func decode(pgBytes: UnsafeBufferPointer<UInt8>?) -> Self? {
+        decode(pgText: pgBytes.map { String(decoding: $0, as: UTF8.self) })
+    }
+}
+
+/// An integer's text (`-12`, `+7`, `0042`) parsed as `Int(_:)` parses it: an optional sign, then at
+/// least one ASCII digit and nothing else; `nil` when it does not fit.
+@usableFromInline
+func parseInteger<T: FixedWidthInteger>(_ bytes: UnsafeBufferPointer<UInt8>) -> T? {
+    var i = 0
+    var negative = false
+    if let first = bytes.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+") {
+        negative = first == UInt8(ascii: "-")
+        i = 1
+    }
+    guard i < bytes.count else { return nil }
+    var value: T = 0
+    while i < bytes.count {
+        let digit = bytes[i] &- UInt8(ascii: "0")
+        guard digit < 10 else { return nil }
+        let (shifted, overflow1) = value.multipliedReportingOverflow(by: 10)
+        let (next, overflow2) = negative ? shifted.subtractingReportingOverflow(T(digit)) : shifted.addingReportingOverflow(T(digit))
+        guard !overflow1 && !overflow2 else { return nil }
+        value = next
+        i += 1
+    }
+    return value
 }
 
 /// A value that can be both sent and read.
@@ -32,26 +67,36 @@ extension PGTextConvertible {
 extension String: PGTextConvertible {
     init?(pgTextValue: String) { self = pgTextValue }
     var pgTextValue: String { self }
+    @inlinable
+    public static func decode(pgBytes: UnsafeBufferPointer<UInt8>?) -> String? { pgBytes.map { String(decoding: $0, as: UTF8.self) } }
 }
 
 extension Int: PGTextConvertible {
     init?(pgTextValue: String) { self.init(pgTextValue) }
     var pgTextValue: String { String(self) }
+    @inlinable
+    public static func decode(pgBytes: UnsafeBufferPointer<UInt8>?) -> Int? { pgBytes.flatMap(parseInteger) }
 }
 
 extension Int64: PGTextConvertible {
     init?(pgTextValue: String) { self.init(pgTextValue) }
     var pgTextValue: String { String(self) }
+    @inlinable
+    public static func decode(pgBytes: UnsafeBufferPointer<UInt8>?) -> Int64? { pgBytes.flatMap(parseInteger) }
 }
 
 extension Int32: PGTextConvertible {
     init?(pgTextValue: String) { self.init(pgTextValue) }
     var pgTextValue: String { String(self) }
+    @inlinable
+    public static func decode(pgBytes: UnsafeBufferPointer<UInt8>?) -> Int32? { pgBytes.flatMap(parseInteger) }
 }
 
 extension Int16: PGTextConvertible {
     init?(pgTextValue: String) { self.init(pgTextValue) }
     var pgTextValue: String { String(self) }
+    @inlinable
+    public static func decode(pgBytes: UnsafeBufferPointer<UInt8>?) -> Int16? { pgBytes.flatMap(parseInteger) }
 }
 
 extension Double: PGTextConvertible {
@@ -84,5 +129,11 @@ extension Optional: PGDecodable where Wrapped: PGDecodable {
     public static func decode(pgText: String?) -> Wrapped?? {
         guard let pgText else { return .some(nil) }
         return Wrapped.decode(pgText: pgText).map { .some($0) }
+    }
+
+    @inlinable
+    public static func decode(pgBytes: UnsafeBufferPointer<UInt8>?) -> Wrapped?? {
+        guard let pgBytes else { return .some(nil) }
+        return Wrapped.decode(pgBytes: pgBytes).map { .some($0) }
     }
 }

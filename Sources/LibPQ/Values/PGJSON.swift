@@ -40,35 +40,41 @@ public struct PGBytes: Sendable, Hashable, PGTextConvertible {
     }
 
     init?(pgTextValue: String) {
-        // Decoded straight from the string's UTF-8 into the result (two secrets per claimed event).
         var text = pgTextValue
-        let decoded: [UInt8]? = text.withUTF8 { text in
-            guard text.count >= 2, text[0] == UInt8(ascii: "\\"), text[1] == UInt8(ascii: "x"), text.count % 2 == 0
-            else { return nil }
-            func nibble(_ c: UInt8) -> UInt8? {
-                switch c {
-                case 48...57: c - 48
-                case 97...102: c - 87
-                case 65...70: c - 55
-                default: nil
-                }
-            }
-            var valid = true
-            let bytes = [UInt8](unsafeUninitializedCapacity: (text.count - 2) / 2) { out, initialized in
-                var i = 2
-                while i < text.count {
-                    guard let high = nibble(text[i]), let low = nibble(text[i + 1]) else {
-                        valid = false
-                        break
-                    }
-                    out[initialized] = high << 4 | low
-                    initialized += 1
-                    i += 2
-                }
-            }
-            return valid ? bytes : nil
-        }
-        guard let decoded else { return nil }
+        guard let decoded = text.withUTF8(Self.hex) else { return nil }
         self.bytes = decoded
+    }
+
+    /// Straight from libpq's bytes (two secrets per claimed event).
+    public static func decode(pgBytes: UnsafeBufferPointer<UInt8>?) -> PGBytes? {
+        pgBytes.flatMap(hex).map(PGBytes.init)
+    }
+
+    /// `\x0a1b...` decoded into the bytes it spells; `nil` when it is not that.
+    private static func hex(_ text: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        guard text.count >= 2, text[0] == UInt8(ascii: "\\"), text[1] == UInt8(ascii: "x"), text.count % 2 == 0
+        else { return nil }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 48...57: c - 48
+            case 97...102: c - 87
+            case 65...70: c - 55
+            default: nil
+            }
+        }
+        var valid = true
+        let bytes = [UInt8](unsafeUninitializedCapacity: (text.count - 2) / 2) { out, initialized in
+            var i = 2
+            while i < text.count {
+                guard let high = nibble(text[i]), let low = nibble(text[i + 1]) else {
+                    valid = false
+                    break
+                }
+                out[initialized] = high << 4 | low
+                initialized += 1
+                i += 2
+            }
+        }
+        return valid ? bytes : nil
     }
 }
