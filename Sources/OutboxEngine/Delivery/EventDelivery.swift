@@ -79,7 +79,7 @@ struct EventDelivery: Sendable {
         _ event: ClaimedEvent, client: FlexChargeClient, credentials: MerchantCredentials, completion: Completion
     ) async -> Completion {
         var completion = completion
-        let body = Array(event.requestBody.utf8)
+        let body = event.requestBody
         do {
             switch event.kind {
             case .transmit:
@@ -112,7 +112,7 @@ struct EventDelivery: Sendable {
     ) async throws -> Completion {
         var completion = completion
         // The body comes from the one home of request bodies (flexcharge.request_body, via the claim).
-        let body = Array(event.requestBody.utf8)
+        let body = event.requestBody
         let orderSessionKey = event.orderSessionKey
         switch event.kind {
         case .cancel where orderSessionKey != nil:

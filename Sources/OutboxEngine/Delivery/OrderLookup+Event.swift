@@ -7,7 +7,7 @@ extension OrderIdentity {
     /// the gateway's order id, the amount and currency columns, and the payer's e-mail and billing names from the
     /// payload. No order of the event can have been placed before it was written (less five minutes of clock skew).
     init(event: ClaimedEvent) {
-        let payload = (try? JSONSerialization.jsonObject(with: Data(event.requestBody.utf8))) as? [String: Any] ?? [:]
+        let payload = (try? JSONSerialization.jsonObject(with: Data(event.requestBody))) as? [String: Any] ?? [:]
         let payer = payload["payer"] as? [String: Any]
         let billing = payload["billingInformation"] as? [String: Any]
         self.init(merchantOrderId: event.orderID, placedAfter: event.createdAt.addingTimeInterval(-300),

@@ -60,8 +60,8 @@ final class ClaimedEvent: Sendable {
     let refundedBeforeCents: Int64?
     /// The request body, sent unchanged: built for every kind by `flexcharge.request_body_text()`
     /// (migrations/0030_request_body_text.sql; the rules in 0015_what_is_sent.sql), the one home of
-    /// request bodies.
-    let requestBody: String
+    /// request bodies. Kept as the bytes libpq received, which go to the socket as they are.
+    let requestBody: [UInt8]
     /// The merchant's sealed credentials for `environment`, when configured.
     let credentials: SealedCredentials?
     /// The lane it was claimed in: its own lane, or a lower one when a later event of its order
@@ -132,7 +132,7 @@ final class ClaimedEvent: Sendable {
         amountCents = try row.decode(c.amountCents)
         currency = try row.decode(c.currency)
         refundedBeforeCents = try row.decode(c.refundedBeforeCents)
-        requestBody = try row.decode(c.requestBody)
+        requestBody = try row.decode(c.requestBody, as: PGRawText.self).bytes
         credentials = try SealedCredentials(row: row, columns: c.credentials)
         rateLimitPerSecond = try row.decode(c.rateLimitPerSecond, as: Int32?.self).map(Int.init)
     }
