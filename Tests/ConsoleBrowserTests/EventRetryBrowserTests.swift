@@ -16,11 +16,16 @@ struct EventRetryBrowserTests {
             let id = try await stack.deadTransmit()
             try await ChromeDriver.withBrowser { browser in
                 try await browser.signIn(stack, as: "otto")
-                // Found with the search form, as a person would.
+                // Found with the search form, as a person would. After each click that navigates, the next
+                // element is looked for only once the new page's address is in place: the page before (the
+                // unfiltered list also links the event) would otherwise answer, and its element go stale.
                 try await browser.click(try await browser.waitFor("nav[aria-label=Main] a[href='/events']"))
+                try await browser.waitUntil("the events page is open") { try await browser.currentURL().hasSuffix("/events") }
                 try await browser.click(try await browser.waitFor("select#search-state option[value=dead]"))
                 try await browser.click(try await browser.waitFor("form#event-search button[type=submit]"))
+                try await browser.waitUntil("the search for dead events is open") { try await browser.currentURL().contains("state=dead") }
                 try await browser.click(try await browser.waitFor("table#events a[href='/events/\(id)']"))
+                try await browser.waitUntil("event \(id)'s page is open") { try await browser.currentURL().hasSuffix("/events/\(id)") }
                 #expect(try await browser.text(try await browser.waitFor("[data-field=state]")).contains("dead"))
 
                 try await browser.type("FlexCharge was down; it is back", into: try await browser.waitFor("form[data-action=retry] textarea[name=reason]"))
