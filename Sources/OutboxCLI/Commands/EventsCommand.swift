@@ -32,7 +32,7 @@ struct EventsCommand: AsyncParsableCommand {
                 let queries = EventQueries(session: session)
                 guard let event = try await queries.event(eventID) else { throw CLIFailure.badInput("unknown event \(eventID)") }
                 let attempts = try await queries.attempts(eventID)
-                let fields = zip(event.values.indices, event.values).map { ($0, $1) }
+                let fields = Array(event.values.enumerated())
                 if json {
                     var object: [String: String?] = [:]
                     for (index, value) in fields { object[try columnName(event, index)] = value }
