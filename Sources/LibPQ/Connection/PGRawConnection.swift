@@ -176,16 +176,16 @@ final class PGRawConnection {
     }
 
     /// Runs one statement (or, without parameters, several separated by semicolons) with
-    /// text-format parameters (`nil` is SQL NULL). `$n` placeholders only: values never become part
-    /// of the SQL text. Returns the last statement's result.
-    func execute(_ sql: String, _ parameters: [String?], wait: StatementWait) throws(PGError) -> PGResult {
+    /// parameters in the text format (or binary where a ``PGParameter`` says so). `$n` placeholders
+    /// only: values never become part of the SQL text. Returns the last statement's result.
+    func execute(_ sql: String, _ parameters: [PGParameter], wait: StatementWait) throws(PGError) -> PGResult {
         guard let handle else { throw PGError(.connection, "not connected") }
         let sent: Int32
         if parameters.isEmpty {
             sent = PQsendQuery(handle, sql)
         } else {
-            sent = withOptionalCStringArray(parameters) { values in
-                PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+            sent = withParameterArrays(parameters) { types, values, lengths, formats in
+                PQsendQueryParams(handle, sql, Int32(parameters.count), types, values, lengths, formats, 0)
             }
         }
         guard sent == 1 else { throw lastError("could not send the statement") }
@@ -367,10 +367,55 @@ private func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<Uns
     return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
 }
 
-private func withOptionalCStringArray<R>(_ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
-    let copies = strings.map { $0.map { strdup($0) } ?? nil }
+/// libpq's parameter arrays for `parameters`, alive while `body` runs (`PQsendQueryParams` copies them
+/// into its output buffer). Text is NUL-terminated (`strdup`); a binary value is copied with its length.
+/// When every parameter is untyped text, types, lengths and formats are passed as NULL, the call it
+/// always was.
+private func withParameterArrays<R>(
+    _ parameters: [PGParameter],
+    _ body: (UnsafePointer<Oid>?, UnsafePointer<UnsafePointer<CChar>?>, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> R
+) -> R {
+    var copies: [UnsafeMutablePointer<CChar>?] = []
+    copies.reserveCapacity(parameters.count)
     defer { copies.forEach { free($0) } }
+    var lengths: [Int32] = [], formats: [Int32] = [], types: [Oid] = []
+    let plain = parameters.allSatisfy(\.isUntypedText)
+    if !plain {
+        lengths.reserveCapacity(parameters.count)
+        formats.reserveCapacity(parameters.count)
+        types.reserveCapacity(parameters.count)
+    }
+    for parameter in parameters {
+        switch parameter.value {
+        case .null:
+            copies.append(nil)
+            lengths.append(0)
+            formats.append(0)
+        case .text(let text):
+            copies.append(strdup(text))
+            lengths.append(0)
+            formats.append(0)
+        case .binary(let bytes):
+            let copy = malloc(max(bytes.count, 1))!.assumingMemoryBound(to: CChar.self)
+            bytes.withUnsafeBufferPointer { source in
+                if let base = source.baseAddress { memcpy(copy, base, bytes.count) }
+            }
+            copies.append(copy)
+            lengths.append(Int32(bytes.count))
+            formats.append(1)
+        }
+        types.append(parameter.type)
+    }
     var pointers: [UnsafePointer<CChar>?] = copies.map { $0.map { UnsafePointer($0) } }
     pointers.append(nil)
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    return pointers.withUnsafeBufferPointer { values in
+        if plain { return body(nil, values.baseAddress!, nil, nil) }
+        return types.withUnsafeBufferPointer { types in
+            lengths.withUnsafeBufferPointer { lengths in
+                formats.withUnsafeBufferPointer { formats in
+                    body(types.baseAddress, values.baseAddress!, lengths.baseAddress, formats.baseAddress)
+                }
+            }
+        }
+    }
 }

@@ -59,7 +59,7 @@ public actor PGSession {
     @discardableResult
     public func query(_ sql: String, _ parameters: [any PGEncodable] = [], timeout: Duration? = nil) throws(PGError) -> PGResult {
         try prepare()
-        let raw = parameters.map(\.pgText)
+        let raw = parameters.map(\.pgParameter)
         return try run { () throws(PGError) in try connection.execute(sql, raw, wait: connection.wait(timeout: timeout)) }
     }
 

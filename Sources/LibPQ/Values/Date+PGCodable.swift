@@ -3,13 +3,19 @@ import Foundation
 /// `timestamptz` ↔ `Date`. Sessions run with `TimeZone=UTC` and `DateStyle=ISO`, so values look
 /// like `2026-11-26 13:54:14.123456+00`; parsing is by hand because it is on hot paths.
 extension Date: PGCodable {
-    public var pgText: String? {
+    /// The microseconds since 1970-01-01 00:00 UTC that this date is sent as (PostgreSQL keeps
+    /// microseconds: rounded to the nearest); `nil` for a date sent as `infinity` (positive) or
+    /// `-infinity`. The one rule for both formats (text here, binary in ``PGBinaryArray``).
+    var pgUnixMicroseconds: Int64? {
         // Dates beyond PostgreSQL's range (or not finite) become ±infinity instead of trapping on the
         // conversion: such a date can come from outside (an absurd Retry-After, an expiry far away).
         guard let micros = Int64(exactly: (timeIntervalSince1970 * 1_000_000).rounded()),
-              micros > Int64.min / 2, micros < Int64.max / 2 else {
-            return timeIntervalSince1970 > 0 ? "infinity" : "-infinity"
-        }
+              micros > Int64.min / 2, micros < Int64.max / 2 else { return nil }
+        return micros
+    }
+
+    public var pgText: String? {
+        guard let micros = pgUnixMicroseconds else { return timeIntervalSince1970 > 0 ? "infinity" : "-infinity" }
         var seconds = micros / 1_000_000
         var fraction = micros % 1_000_000
         if fraction < 0 {

@@ -7,6 +7,13 @@ import Foundation
 public protocol PGEncodable: Sendable {
     /// The text form of the value; `nil` sends SQL NULL.
     var pgText: String? { get }
+    /// The value as it is sent: by default ``pgText`` in the text format, its type left to the server.
+    /// ``PGBinaryArray`` sends the binary format instead.
+    var pgParameter: PGParameter { get }
+}
+
+extension PGEncodable {
+    public var pgParameter: PGParameter { PGParameter(text: pgText) }
 }
 
 /// A Swift value that can be read from a column in PostgreSQL's text format.
@@ -122,6 +129,7 @@ extension UUID: PGTextConvertible {
 
 extension Optional: PGEncodable where Wrapped: PGEncodable {
     public var pgText: String? { self?.pgText }
+    public var pgParameter: PGParameter { self?.pgParameter ?? PGParameter(text: nil) }
 }
 
 extension Optional: PGDecodable where Wrapped: PGDecodable {
