@@ -47,26 +47,34 @@
 --    thousands of instructions); a claim pays for none of them unless one of its events needs it.
 --
 -- Tried and dropped: claim_for_worker() reading the rows from the four-argument claim() as before, with
--- only parts 2 and 3 (and nested-loop instead of hash joins): 461 500 / 558 400 at 100 / 20 events per
--- claim, no better than before at 100 (the memoized lookups need the row estimates of a TID scan). The
--- merchants of all four lanes in one statement (a cursor over the lanes instead
--- of one statement per lane): -176 000 instructions per claim, but +4 000-5 000 per event claimed
--- (measured, not explained), so a loss from about 35 events per claim up. The per-order check (an
--- index probe of outbox_by_order per candidate, about 19 000 instructions per event) is unchanged:
--- nothing cheaper gives the same answer under concurrent inserts.
+-- parts 2 and 3 and nested-loop joins: 461 500 / 558 400 at 100 / 20 events per claim, no gain at 100
+-- (without a TID scan's row estimate the planner does not memoize the merchant and credentials
+-- lookups, and one index lookup per row costs more than the hash joins did). The merchants of all four
+-- lanes in one statement (a cursor over the lanes, instead of one statement per lane): -176 000
+-- instructions per claim, but +4 000-5 000 per event claimed (measured, not explained): a loss from
+-- about 35 events per claim up. Not changed here: the per-order check (an index probe of
+-- outbox_by_order per candidate, about 19 000 instructions per event).
 --
 -- Cost: instructions of the database's backends under callgrind (deterministic), a single-client
 -- pgbench draining 3 000 ~1 KB transmits of one merchant (with credentials) on PostgreSQL 15, autovacuum
 -- off: claim_for_worker() then a plain mark-done and attempts insert (e5b), or then record_outcomes()
 -- (e4), before (0001-0032) and after this file, in one cluster:
 --
---                                       before      after       
---     e5b, 100 events per claim         460 865     AFTER100
---     e5b,  20 events per claim         569 896     AFTER20
---     e4 (record_outcomes), 100         493 349     AFTERE4
---     e5b, 1 event per claim            BEFORE1     AFTER1
---   Fixed cost of a claim (from the 100 and 20 rows): FIXEDBEFORE -> FIXEDAFTER instructions.
---
+--                                       before      after       change
+--     e5b, 100 events per claim         460 865     450 123     -10 700 (-2.3 %)
+--     e5b,  20 events per claim         569 896     551 845     -18 100 (-3.2 %)
+--     e4 (record_outcomes), 100         493 349     483 387     -10 000 (-2.0 %)
+--     e5b, 1 event per claim          3 349 641   3 151 532    -198 100
+--   From the 100 and 20 rows: a claim costs 2 726 000 -> 2 543 000 instructions fixed, plus 433 600 ->
+--   424 700 per event claimed (the whole drain's per-event cost, claim and mark-done). At about 31
+--   events per claim (50 ms API latency): 521 500 -> 506 700 per event (-2.8 %).
+--   (The pgbench scripts sum the bodies' octet_length, before and after alike.)
+--   What remains of the claim is mostly what its UPDATE costs (a non-HOT update of a ~1.3 KB row: the
+--   new version, an entry in every index, the column comparisons for HOT), the body's jsonb_out
+--   (escape_json alone ~25 000 per event), the per-order probe, and per claim the statements' start
+--   (each lane's merchant search, the candidate statement's plan, the outbox's CHECK constraints and
+--   trigger conditions read for every UPDATE statement).
+
 -- Never edit this file once applied; add a new numbered file.
 
 -- ---------------------------------------------------------------------------------------------
