@@ -6,20 +6,19 @@ import LibPQ
 struct OutboxStore: Sendable {
     init() {}
 
-    /// Claims up to `total` events (see `flexcharge.claim()`, migrations/0029_claim_reads_and_writes_less.sql,
+    /// Claims up to `total` events (see `flexcharge.claim()`, latest in migrations/0033_claim_fewer_steps.sql,
     /// rules as in 0019_pause.sql, first in 0005_claim.sql: SKIP LOCKED, lanes, merchant fairness,
-    /// per-order order, pauses, breakers, routing; and `flexcharge.claim_for_worker()` in
-    /// 0030_request_body_text.sql, first in 0021_claim_cost.sql, around it). The lease is committed when
-    /// this returns, before any HTTP call.
+    /// per-order order, pauses, breakers, routing; and `flexcharge.claim_for_worker()` around it, latest in
+    /// 0033, first in 0021_claim_cost.sql). The lease is committed when this returns, before any HTTP call.
     ///
     /// The request body of every kind is built here, by the server, by `flexcharge.request_body_text()`
-    /// (migrations/0030_request_body_text.sql; rules and why it is in SQL: 0015_what_is_sent.sql): the
+    /// (migrations/0030_request_body_text.sql and 0033; rules and why it is in SQL: 0015_what_is_sent.sql): the
     /// worker sends it unchanged. A follow-up's FlexCharge order id is resolved here too (its order's
     /// evaluate's, filled in by claim(), else the payload's `orderSessionKey`).
     func claim(
         on session: PGSession, worker: String, total: Int, laneCaps: [Int], lease: Duration
     ) async throws -> [ClaimedEvent] {
-        // flexcharge.claim_for_worker() (migrations/0021_claim_cost.sql, 0030) is the claim statement: a
+        // flexcharge.claim_for_worker() (migrations/0021_claim_cost.sql, 0030, 0033) is the claim statement: a
         // function, so PostgreSQL plans it once per connection.
         let result = try await session.query(
             "SELECT * FROM flexcharge.claim_for_worker($1, $2, $3::integer[], $4)",
