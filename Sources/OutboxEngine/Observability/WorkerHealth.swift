@@ -1,14 +1,15 @@
 import Synchronization
 
 /// What `/readyz` reports: ready while the worker runs, is not draining, and its database probe
-/// (`SELECT 1` every ``probeInterval`` on a connection of its own, given up after
+/// (``DatabaseProbe``: `SELECT 1` every ``probeInterval`` on a connection of its own, given up after
 /// ``probeTimeout``) last got an answer. A stopped or unreachable database turns it unready within
-/// about three seconds; the first answer turns it ready again.
+/// about three seconds, and within ``DatabaseProbe/deadline`` when the probe was connecting; the first
+/// answer turns it ready again.
 public final class WorkerHealth: Sendable {
     /// How often the worker probes the database.
     public static let probeInterval: Duration = .seconds(1)
-    /// How long a probe may wait for its answer (connecting included, when the probe reconnects,
-    /// is bounded by `connect_timeout` instead).
+    /// How long a probe's statement may wait for its answer (a probe still connecting is reported
+    /// at ``DatabaseProbe/deadline``).
     public static let probeTimeout: Duration = .seconds(2)
 
     private let state = Mutex((running: false, database: DatabaseReadiness()))

@@ -273,24 +273,27 @@ public final class OutboxWorker: Service, Sendable {
         }
     }
 
-    /// `/readyz`'s database half: `SELECT 1` every ``WorkerHealth/probeInterval`` on a connection of
-    /// its own, given up after ``WorkerHealth/probeTimeout``. Logs once when the database stops
-    /// answering and once when it answers again.
+    /// `/readyz`'s database half: a ``DatabaseProbe`` every ``WorkerHealth/probeInterval`` on a
+    /// connection of its own. Logs once when the database stops answering and once when it answers again.
     private func probeDatabase(on session: PGSession) async {
         while !Task.isCancelled {
             let started = ContinuousClock.now
             do {
-                try await session.query("SELECT 1", timeout: WorkerHealth.probeTimeout)
+                try await DatabaseProbe.run(on: session) { overdue in self.databaseFailed("\(overdue)") }
                 if case .becameReachable(let after) = health.databaseAnswered() {
                     logger.notice("database answering again; ready", metadata: ["unreachable_for": "\(after)"])
                 }
             } catch {
                 if Task.isCancelled { break }
-                if case .becameUnreachable(let reason) = health.databaseFailed("\(error)") {
-                    logger.warning("database not answering; /readyz reports not ready until it does", metadata: ["error": "\(reason)"])
-                }
+                databaseFailed("\(error)")
             }
             try? await Task.sleep(until: started + WorkerHealth.probeInterval, clock: .continuous)
+        }
+    }
+
+    private func databaseFailed(_ reason: String) {
+        if case .becameUnreachable(let reason) = health.databaseFailed(reason) {
+            logger.warning("database not answering; /readyz reports not ready until it does", metadata: ["error": "\(reason)"])
         }
     }
 
