@@ -3,6 +3,7 @@ import Foundation
 import NIOHTTP1
 import NIOSSL
 import Testing
+import TestSupport
 
 /// The transport's https path against a real TLS server on loopback (`openssl s_server` with a throwaway
 /// self-signed certificate for `localhost`): certificates are verified by default, and with the certificate
@@ -17,13 +18,7 @@ struct HTTP1TLSTests {
         let cert = directory.appendingPathComponent("cert.pem").path, key = directory.appendingPathComponent("key.pem").path
         try run(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
                  "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"])
-        let port = Int.random(in: 40_000...60_000)
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        server.arguments = ["s_server", "-accept", "\(port)", "-cert", cert, "-key", key, "-www", "-quiet"]
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-        try server.run()
+        let (server, port) = try await startServer(cert: cert, key: key)
         defer { server.terminate() }
 
         let exchange = HTTPExchange(method: .GET, url: "https://localhost:\(port)/", route: "GET /", headers: [:], body: nil)
@@ -57,6 +52,42 @@ struct HTTP1TLSTests {
             #expect(error.httpStatus == 200, "\(error)")
         }
         await trusting.shutdown()
+    }
+
+    /// `openssl s_server` on a free port, accepting connections when this returns. A port taken between
+    /// its choice and s_server's bind makes s_server exit (CI failed so once, with a random port and
+    /// every connection refused for 90 s): then another port is tried.
+    private func startServer(cert: String, key: String) async throws -> (Process, Int) {
+        for _ in 0..<5 {
+            let port = try freeTCPPort()
+            let server = Process()
+            server.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            server.arguments = ["s_server", "-accept", "\(port)", "-cert", cert, "-key", key, "-www", "-quiet"]
+            server.standardOutput = FileHandle.nullDevice
+            server.standardError = FileHandle.nullDevice
+            try server.run()
+            let deadline = ContinuousClock.now + .seconds(20)
+            while server.isRunning, ContinuousClock.now < deadline {
+                if Self.accepts(port: port) { return (server, port) }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            server.terminate()
+        }
+        throw POSIXError(.EADDRINUSE)
+    }
+
+    /// Whether something accepts TCP connections on 127.0.0.1:`port`.
+    private static func accepts(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
     }
 
     private func run(_ arguments: [String]) throws {
