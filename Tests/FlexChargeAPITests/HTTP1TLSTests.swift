@@ -68,26 +68,12 @@ struct HTTP1TLSTests {
             try server.run()
             let deadline = ContinuousClock.now + .seconds(20)
             while server.isRunning, ContinuousClock.now < deadline {
-                if Self.accepts(port: port) { return (server, port) }
+                if acceptsTCP(port: port) { return (server, port) }
                 try await Task.sleep(for: .milliseconds(100))
             }
             server.terminate()
         }
         throw POSIXError(.EADDRINUSE)
-    }
-
-    /// Whether something accepts TCP connections on 127.0.0.1:`port`.
-    private static func accepts(port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
     }
 
     private func run(_ arguments: [String]) throws {

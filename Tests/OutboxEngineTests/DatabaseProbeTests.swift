@@ -3,6 +3,7 @@ import LibPQ
 @testable import OutboxEngine
 import Synchronization
 import Testing
+import TestSupport
 
 /// `/readyz`'s probe against a "database" that accepts connections and never answers (a process
 /// stopped while connections come in): the probe is reported overdue at its deadline although libpq's
@@ -48,19 +49,8 @@ private final class SilentListener: Sendable {
 
     init() throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard fd >= 0, bound == 0, listen(fd, 16) == 0 else { throw POSIXError(.EADDRINUSE) }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        port = Int(UInt16(bigEndian: address.sin_port))
+        guard fd >= 0, let port = bindLoopback(fd), listen(fd, 16) == 0 else { throw POSIXError(.EADDRINUSE) }
+        self.port = port
         state = Mutex((fd, [], 0, false))
         let thread = Thread { [self] in
             while true {
