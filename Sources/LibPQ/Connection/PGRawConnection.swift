@@ -36,6 +36,7 @@ final class PGRawConnection {
     /// effective `connect_timeout` (all hosts together), or when the awaiting task is cancelled.
     func open() throws(PGError) {
         close()
+        _ = OpenSSLExitHandler.disabled
         let parameters = configuration.connectionParameters()
         let conn: OpaquePointer? = withCStringArray(parameters.map(\.0)) { k in
             withCStringArray(parameters.map(\.1)) { v in PQconnectStartParams(k, v, 1) }
