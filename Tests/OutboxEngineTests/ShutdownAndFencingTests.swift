@@ -81,6 +81,11 @@ import TestSupport
             #expect(took < .seconds(15), "exit took \(took)")
             let running = try await h.session.query("SELECT count(*) AS n FROM flexcharge.outbox WHERE state = 'running'").first!
             #expect(try running.decode("n", as: Int.self) == 0, "a worker that could not start left events leased")
+            // The claim loop waits for the port (StartGate): nothing was claimed or sent at all.
+            let touched = try await h.session.query(
+                "SELECT count(*) AS n FROM flexcharge.outbox WHERE first_claimed_at IS NOT NULL OR attempts > 0").first!
+            #expect(try touched.decode("n", as: Int.self) == 0, "a worker whose port was taken claimed events")
+            #expect(h.sandbox.sandbox.ledger().requests.isEmpty)
         }
     }
 

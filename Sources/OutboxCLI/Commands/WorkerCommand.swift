@@ -112,8 +112,12 @@ struct WorkerCommand: AsyncParsableCommand {
         let health = WorkerHealth()
         let worker = OutboxWorker(
             configuration: configuration, database: database.configuration, sealer: sealer, health: health, logger: logger)
+        // With a health port, the worker claims nothing until that port listens.
+        let listening = httpPort > 0 ? StartGate() : nil
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)
+            .init(
+                service: listening.map { GatedService(gate: $0, wrapped: worker) as any Service } ?? worker,
+                successTerminationBehavior: .gracefullyShutdownGroup)
         ]
         if pruneIntervalMinutes > 0 {
             services.append(.init(
@@ -122,10 +126,10 @@ struct WorkerCommand: AsyncParsableCommand {
                     logger: Logger(label: "flexcharge.prune")),
                 successTerminationBehavior: .ignore))
         }
-        if httpPort > 0 {
+        if let listening {
             services.append(.init(service: HealthServer.application(
                 host: httpHost, port: httpPort, health: health, metrics: { registry.emitToBuffer() },
-                logger: Logger(label: "flexcharge.http"))))
+                logger: Logger(label: "flexcharge.http"), onServerRunning: { _ in listening.open() })))
         }
         let group = ServiceGroup(configuration: .init(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

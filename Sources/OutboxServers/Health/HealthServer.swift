@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import NIOCore
 import OutboxEngine
 
 /// The worker's small HTTP port: `/healthz` (the process answers), `/readyz` (it is running, is
@@ -9,9 +10,11 @@ import OutboxEngine
 /// The metrics backend is the executable's choice (swift-metrics' rule): the caller bootstraps it and passes
 /// `metrics`, which renders the exposition text on each scrape (e.g. `{ registry.emitToBuffer() }`).
 public enum HealthServer {
-    /// A Hummingbird application to run in the worker's ServiceGroup.
+    /// A Hummingbird application to run in the worker's ServiceGroup; `onServerRunning` is called once
+    /// the port listens.
     public static func application(
-        host: String, port: Int, health: WorkerHealth, metrics: @escaping @Sendable () -> [UInt8], logger: Logger
+        host: String, port: Int, health: WorkerHealth, metrics: @escaping @Sendable () -> [UInt8], logger: Logger,
+        onServerRunning: @escaping @Sendable (any NIOCore.Channel) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = Router()
         router.get("healthz") { _, _ in "ok\n" }
@@ -29,6 +32,6 @@ public enum HealthServer {
         }
         return Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: "flexcharge-outbox"),
-            logger: logger)
+            onServerRunning: onServerRunning, logger: logger)
     }
 }
