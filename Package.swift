@@ -97,16 +97,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Read deadline, idle timeout and header bounds for every HTTP server a client outside the process reaches.
+        .target(
+            name: "HTTPServerGuards",
+            dependencies: [.hummingbird, .nioCore, .logging],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "OutboxServers",
-            dependencies: ["LibPQ", "FlexChargeAPI", "OutboxEngine", .hummingbird, .nioCore, .logging, .crypto],
+            dependencies: ["LibPQ", "FlexChargeAPI", "OutboxEngine", "HTTPServerGuards", .hummingbird, .nioCore, .logging, .crypto],
             swiftSettings: swiftSettings
         ),
         // The ops console: pages register through ConsoleArea (Sources/OutboxConsole/Core/ConsoleArea.swift).
         .target(
             name: "OutboxConsole",
             dependencies: [
-                "LibPQ", "OutboxEngine", "FlexChargeAPI", .hummingbird, .hummingbirdAuth, .hummingbirdBcrypt, .hummingbirdOTP,
+                "LibPQ", "OutboxEngine", "FlexChargeAPI", "HTTPServerGuards", .hummingbird, .hummingbirdAuth, .hummingbirdBcrypt, .hummingbirdOTP,
                 .nioCore, .logging, .crypto,
             ],
             swiftSettings: swiftSettings
@@ -142,7 +148,7 @@ let package = Package(
         // Helpers shared by the test targets only: throwaway PostgreSQL clusters, per-test databases.
         .target(
             name: "TestSupport",
-            dependencies: ["LibPQ", .logging],
+            dependencies: ["LibPQ", .logging, .nioCore, .nioPosix],
             swiftSettings: swiftSettings
         ),
         .testTarget(

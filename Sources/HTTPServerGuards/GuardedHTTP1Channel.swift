@@ -7,15 +7,18 @@ import NIOHTTPTypes
 /// Hummingbird's HTTP/1 channel plus a request read deadline: once the first byte of a request arrives, its
 /// head and body must be complete within `readTimeout`, or the connection is closed. Hummingbird's own
 /// `idleTimeout` closes connections that send nothing; this closes the ones that send slowly (slow loris: a
-/// byte every few seconds keeps any idle timer from firing).
-struct GuardedHTTP1Channel: ServerChildChannel {
-    typealias Value = HTTP1Channel.Value
+/// byte every few seconds keeps any idle timer from firing). Header sizes and counts are bounded too.
+///
+/// Every server of ours that a client outside the process can reach uses it: `serve` (webhooks and card
+/// tokenization) and the ops console.
+public struct GuardedHTTP1Channel: ServerChildChannel {
+    public typealias Value = HTTP1Channel.Value
 
     let base: HTTP1Channel
     let readTimeout: TimeAmount
     let logger: Logger
 
-    init(responder: @escaping HTTPChannelHandler.Responder, idleTimeout: TimeAmount, readTimeout: TimeAmount, logger: Logger) {
+    public init(responder: @escaping HTTPChannelHandler.Responder, idleTimeout: TimeAmount, readTimeout: TimeAmount, logger: Logger) {
         base = HTTP1Channel(responder: responder, configuration: .init(
             additionalChannelHandlers: [RequestEndObserver()], idleTimeout: idleTimeout,
             httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 32 * 1024, maxHeaderFieldCount: 100)))
@@ -23,7 +26,7 @@ struct GuardedHTTP1Channel: ServerChildChannel {
         self.logger = logger
     }
 
-    func setup(channel: any NIOCore.Channel, logger: Logger) -> EventLoopFuture<Value> {
+    public func setup(channel: any NIOCore.Channel, logger: Logger) -> EventLoopFuture<Value> {
         // Runs on the channel's event loop (Hummingbird's child channel initializer): the deadline goes first in
         // the pipeline, where it sees raw bytes; HTTP1Channel then adds the HTTP handlers after it.
         do {
@@ -34,7 +37,7 @@ struct GuardedHTTP1Channel: ServerChildChannel {
         return base.setup(channel: channel, logger: logger)
     }
 
-    func handle(value: Value, logger: Logger) async {
+    public func handle(value: Value, logger: Logger) async {
         await base.handle(value: value, logger: logger)
     }
 }
@@ -104,5 +107,14 @@ final class RequestEndObserver: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .end = unwrapInboundIn(data) { deadline?.requestEnded() }
         context.fireChannelRead(data)
+    }
+}
+
+extension HTTPServerBuilder {
+    /// HTTP/1 with ``GuardedHTTP1Channel``'s read deadline, idle timeout and header bounds.
+    public static func guardedHTTP1(idleTimeout: Duration, readTimeout: Duration, logger: Logger) -> HTTPServerBuilder {
+        HTTPServerBuilder { responder in
+            GuardedHTTP1Channel(responder: responder, idleTimeout: TimeAmount(idleTimeout), readTimeout: TimeAmount(readTimeout), logger: logger)
+        }
     }
 }

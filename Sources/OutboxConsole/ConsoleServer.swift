@@ -1,3 +1,4 @@
+import HTTPServerGuards
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -27,9 +28,13 @@ public enum ConsoleServer {
         let pages = router.group().add(middleware: RequireSignInMiddleware())
         let routes = ConsoleRoutes(group: pages, services: services, configuration: configuration)
         for area in ConsoleAreas.all { area.register(routes) }
+        let limits = configuration.connections
         return Application(
             router: router,
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "flexcharge-outbox-console"),
+            server: .guardedHTTP1(idleTimeout: limits.idleTimeout, readTimeout: limits.readTimeout, logger: services.logger),
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "flexcharge-outbox-console",
+                availableConnectionsDelegate: MaximumAvailableConnections(limits.maximumConnections, logger: services.logger)),
             onServerRunning: onServerRunning, logger: services.logger)
     }
 

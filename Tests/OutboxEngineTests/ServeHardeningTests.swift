@@ -26,16 +26,8 @@ import TestSupport
             try await slowBody.send("POST /webhooks/flexcharge?merchant=m1 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
             // Connected, silent.
             let idle = try await RawConnection.open(port: server.port)
-            let started = ContinuousClock.now
-            var closedAt: [String: Duration] = [:]
-            while ContinuousClock.now - started < .seconds(20), closedAt.count < 3 {
-                for (name, connection) in [("slow head", slowHead), ("slow body", slowBody), ("idle", idle)] where closedAt[name] == nil {
-                    if connection.isClosed { closedAt[name] = ContinuousClock.now - started } else if name != "idle" {
-                        try? await connection.send(name == "slow head" ? "X-Drip: 1\r\n" : "a")
-                    }
-                }
-                try await Task.sleep(for: .milliseconds(300))
-            }
+            let closedAt = await RawConnection.closeTimes(
+                [("slow head", slowHead, "X-Drip: 1\r\n"), ("slow body", slowBody, "a"), ("idle", idle, nil)], within: .seconds(20))
             print("ServeHardeningTests: closed after \(closedAt)")
             let slowHeadClosed = try #require(closedAt["slow head"], "a slow head must be cut off")
             let slowBodyClosed = try #require(closedAt["slow body"], "a slow body must be cut off")
@@ -278,64 +270,5 @@ struct HardenedServer: Sendable {
         var head = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         return try await request(head + "\r\n", body: body)
-    }
-}
-
-/// A plain TCP connection that writes what it is told and records what comes back and when it closes.
-final class RawConnection: Sendable {
-    private final class Recorder: ChannelInboundHandler, Sendable {
-        typealias InboundIn = ByteBuffer
-        let received = Mutex<[UInt8]>([])
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let bytes = Array(unwrapInboundIn(data).readableBytesView)
-            received.withLock { $0.append(contentsOf: bytes) }
-        }
-
-        func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
-    }
-
-    let channel: any NIOCore.Channel
-    private let recorder: Recorder
-
-    private init(channel: any NIOCore.Channel, recorder: Recorder) {
-        self.channel = channel
-        self.recorder = recorder
-    }
-
-    static func open(port: Int) async throws -> RawConnection {
-        let recorder = Recorder()
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(recorder) }
-            }
-            .connect(host: "127.0.0.1", port: port).get()
-        return RawConnection(channel: channel, recorder: recorder)
-    }
-
-    var isClosed: Bool { !channel.isActive }
-
-    func send(_ text: String) async throws {
-        try await channel.writeAndFlush(ByteBuffer(string: text))
-    }
-
-    /// The bytes received once a whole response head (and its Content-Length body) is there, or nil after `timeout`.
-    func waitForResponse(timeout: Duration) async -> String? {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            let text = String(decoding: recorder.received.withLock { $0 }, as: UTF8.self)
-            if let end = text.range(of: "\r\n\r\n") {
-                let head = text[..<end.lowerBound].lowercased()
-                let length = head.components(separatedBy: "\r\n").first { $0.hasPrefix("content-length:") }
-                    .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
-                if text.utf8.count >= text[..<end.upperBound].utf8.count + length || isClosed { return text }
-            }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return nil
-    }
-
-    func close() async {
-        try? await channel.close()
     }
 }

@@ -17,6 +17,9 @@ public struct ConsoleConfiguration: Sendable {
     public var ssoHeader: String?
     /// Peer addresses (exact IPs) whose `ssoHeader` and `X-Forwarded-For` are believed.
     public var trustedProxies: [String]
+    /// How long a client may take to send a request, keep a connection idle, and how many connections are
+    /// served at once (the rest wait in the listen backlog).
+    public var connections = ConsoleConnectionLimits()
 
     public init(
         host: String = "127.0.0.1", port: Int = 8090, secureCookies: Bool = true,
@@ -31,6 +34,21 @@ public struct ConsoleConfiguration: Sendable {
         self.signInThrottle = signInThrottle
         self.ssoHeader = ssoHeader
         self.trustedProxies = trustedProxies
+    }
+}
+
+/// The console's connection limits (``HTTPServerGuards/GuardedHTTP1Channel``): a request's head and body
+/// must arrive within `readTimeout` of its first byte (slow senders are cut off), a connection idle for
+/// `idleTimeout` is closed, and at most `maximumConnections` are served at once.
+public struct ConsoleConnectionLimits: Sendable {
+    public var readTimeout: Duration
+    public var idleTimeout: Duration
+    public var maximumConnections: Int
+
+    public init(readTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(60), maximumConnections: Int = 64) {
+        self.readTimeout = readTimeout
+        self.idleTimeout = idleTimeout
+        self.maximumConnections = maximumConnections
     }
 }
 

@@ -1,6 +1,7 @@
 import Crypto
 import FlexChargeAPI
 import Foundation
+import HTTPServerGuards
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
@@ -244,12 +245,8 @@ public enum IntegrationServer {
                 return json(503, ["error": "temporarily unavailable"])
             }
         }
-        let server = HTTPServerBuilder { responder in
-            GuardedHTTP1Channel(responder: responder, idleTimeout: TimeAmount(limits.idleTimeout),
-                                readTimeout: TimeAmount(limits.readTimeout), logger: logger)
-        }
         return Application(
-            router: router, server: server,
+            router: router, server: .guardedHTTP1(idleTimeout: limits.idleTimeout, readTimeout: limits.readTimeout, logger: logger),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "flexcharge-outbox",
                                  backlog: limits.backlog,
                                  availableConnectionsDelegate: MaximumAvailableConnections(limits.maximumConnections, logger: logger)),
