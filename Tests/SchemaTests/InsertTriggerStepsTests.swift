@@ -65,7 +65,8 @@ import TestSupport
                     VALUES ('transmit', 'm1', 's-4', 'cit', 'website', 'https://b.example', '{"transaction": {"amount": 1}}', 'https://forged.example')
                     RETURNING id
                     """).first!.decode("id", as: Int64.self)
-                for (id, site) in [(byURL, "https://a.example"), (byDescriptor, "DESC"), (blankURL, ""), (forged, "https://b.example")] {
+                // A blank site_url is no site URL (0035): the site is the descriptor.
+                for (id, site) in [(byURL, "https://a.example"), (byDescriptor, "DESC"), (blankURL, "DESC"), (forged, "https://b.example")] {
                     let row = try await owner.query("SELECT site, site = coalesce(site_url, descriptor) AS rule FROM flexcharge.outbox WHERE id = $1", [id]).first!
                     #expect(try row.decode("site", as: String.self) == site)
                     #expect(try row.decode("rule", as: Bool.self))

@@ -89,6 +89,39 @@ import TestSupport
         }
     }
 
+    /// A blank site_url is no site URL (0035): the site is the descriptor, which is sent, and the merchant's
+    /// override for that site applies. Blank without a descriptor is refused, as before.
+    @Test(arguments: ["", "   ", "\t\n"])
+    func aBlankSiteURLIsNoSiteURL(blank: String) async throws {
+        try await TestDatabase.with { db in
+            let session = db.session()
+            defer { Task { await session.close() } }
+            try await enrol(session, "m1", orderSource: nil, cardNotPresent: false)
+            try await session.execute(
+                "INSERT INTO flexcharge.merchant_sites (merchant_id, site, cit_website) VALUES ('m1', 'SHOES*ONLINE', 'off')")
+            let id = try await insert(
+                session, kind: "evaluate", order: "E-1", site: blank, descriptor: "SHOES*ONLINE",
+                payload: #"{"transaction": {"amount": 2500}}"#, key: "k-e1")
+            let row = try await session.query(
+                """
+                SELECT o.site_url IS NULL AS no_url, o.site, flexcharge.route(o.merchant_id, o.site, o.channel, o.origin) AS environment
+                  FROM flexcharge.outbox o
+                 WHERE o.id = $1
+                """, [id]).first!
+            #expect(try row.decode("no_url", as: Bool.self))
+            #expect(try row.decode("site", as: String.self) == "SHOES*ONLINE")
+            #expect(try row.decode("environment", as: String.self) == "off", "the site's switch, not the merchant's")
+            try await expectBody(session, id, """
+                {"orderId": "E-1", "isMIT": false, "mid": "MID-1", "idempotencyKey": "k-e1",
+                 "transaction": {"amount": 2500, "descriptor": "SHOES*ONLINE", "dynamicDescriptor": "SHOES*ONLINE"}}
+                """)
+            await #expect(throws: PGError.self) {
+                try await insert(session, kind: "evaluate", order: "E-2", site: blank, descriptor: nil,
+                                 payload: #"{"transaction": {"amount": 2500}}"#, key: "k-e2")
+            }
+        }
+    }
+
     @Test func callCenterCITCarriesTheMerchantsMarkerAndNothingElseDoes() async throws {
         try await TestDatabase.with { db in
             let session = db.session()
