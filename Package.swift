@@ -105,7 +105,7 @@ let package = Package(
         ),
         .target(
             name: "OutboxServers",
-            dependencies: ["LibPQ", "FlexChargeAPI", "OutboxEngine", "HTTPServerGuards", .hummingbird, .nioCore, .logging, .crypto],
+            dependencies: ["LibPQ", "FlexChargeAPI", "OutboxEngine", "HTTPServerGuards", .hummingbird, .nioCore, .logging, .metrics, .crypto],
             swiftSettings: swiftSettings
         ),
         // The ops console: pages register through ConsoleArea (Sources/OutboxConsole/Core/ConsoleArea.swift).

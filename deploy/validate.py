@@ -517,10 +517,23 @@ def check_serve_container(report: Report, label: str, clabel: str, doc: dict, co
         path = ((container.get(probe_name) or {}).get("httpGet") or {}).get("path")
         report.check(f"{clabel} {probe_name} is a GET route of IntegrationServer.swift",
                      path is not None and path.lstrip("/") in routes, f"{path}; routes {sorted(routes)}")
-    annotations = pod_annotations(doc)
-    report.check(f"{label} is not scraped (serve has no /metrics route)",
-                 "metrics" not in routes and annotations.get("prometheus.io/scrape") != "true",
+    # /metrics is on --metrics-port (HealthServer.swift), never on the port the Ingress reaches.
+    report.check(f"{clabel} /metrics is not a route of the internet-facing port", "metrics" not in routes,
                  f"routes {sorted(routes)}")
+    metrics_port = int(option_value(args, "--metrics-port") or swift_default(SERVE_COMMAND, "metricsPort") or 9091)
+    annotations = pod_annotations(doc)
+    if annotations.get("prometheus.io/scrape") == "true":
+        scrape_port = int(annotations.get("prometheus.io/port", metrics_port))
+        report.check(f"{label} prometheus.io/port is serve's --metrics-port and a declared container port",
+                     metrics_port > 0 and scrape_port == metrics_port and scrape_port in numbers and scrape_port != port,
+                     f"{scrape_port} vs --metrics-port {metrics_port}, containerPorts {sorted(numbers)}")
+        report.check(f"{clabel} container port {metrics_port} is EXPOSEd by the Dockerfile", metrics_port in exposed,
+                     f"EXPOSE {sorted(exposed)}")
+        metrics_host = option_value(args, "--metrics-host") or swift_default(SERVE_COMMAND, "metricsHost") or "127.0.0.1"
+        report.check(f"{clabel} --metrics-host is not loopback (Prometheus scrapes the pod's address)",
+                     metrics_host not in {"127.0.0.1", "localhost", "::1"}, metrics_host)
+        report.check(f"{label} prometheus.io/path is /metrics", annotations.get("prometheus.io/path", "/metrics") == "/metrics",
+                     annotations.get("prometheus.io/path", "/metrics"))
     connections = int(option_value(args, "--database-connections") or DEFAULT_SERVE_DATABASE_CONNECTIONS)
     report.check(f"{clabel} --database-connections is 1 to 1000 (ServeCommand's bounds)", 1 <= connections <= 1000,
                  str(connections))

@@ -8,7 +8,7 @@ import TestSupport
 /// is accepted, the process serves its probes with the secrets given as files the way the deploy files
 /// give them, and on SIGTERM it exits 0 before the deploy file's kill deadline
 /// (`terminationGracePeriodSeconds`, `TimeoutStopSec`). deploy/validate.py checks the names; this checks
-/// that the program takes them. Only the listening address is changed (a free loopback port).
+/// that the program takes them. Only the listening addresses are changed (free loopback ports).
 @Suite struct DeployArgumentsTests {
     enum Launch: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case kubernetesWorker, kubernetesServe, systemdWorker, systemdServe
@@ -35,9 +35,10 @@ import TestSupport
             environment["FLEXCHARGE_CREDENTIALS_KEY_FILE"] = folder + "/credentials-key"
             environment["FLEXCHARGE_TOKENIZE_SECRET_FILE"] = folder + "/tokenize-secret"
 
-            let port = try freeTCPPort()
-            let listen = launch.isServe ? ["--host", "127.0.0.1", "--port", String(port)]
-                                        : ["--http-host", "127.0.0.1", "--http-port", String(port)]
+            let port = try freeTCPPort(), metricsPort = try freeTCPPort()
+            let listen = launch.isServe
+                ? ["--host", "127.0.0.1", "--port", String(port), "--metrics-host", "127.0.0.1", "--metrics-port", String(metricsPort)]
+                : ["--http-host", "127.0.0.1", "--http-port", String(port)]
             let process = try ChildProcess(PackagePaths.executable("flexcharge-outbox"), arguments + listen, environment: environment)
             // Ready: the worker's /readyz (database reached), serve's /healthz (its only probe).
             let probe = launch.isServe ? "/healthz" : "/readyz"
@@ -56,6 +57,9 @@ import TestSupport
                 #expect(wrong?.status == 401, "\(wrong?.body ?? "no answer")")
                 let right = LoopbackHTTP.request("POST", "/v1/tokenize", port: port, headers: ["Authorization": "Bearer \(secret)"], body: "{}")
                 #expect(right?.status == 400, "\(right?.body ?? "no answer")")
+                // Its metrics port counts them.
+                let metrics = LoopbackHTTP.request("GET", "/metrics", port: metricsPort)?.body ?? ""
+                #expect(metrics.contains(#"flexcharge_outbox_serve_requests_total{route="tokenize",status="401"} 1"#), "\(metrics)")
             } else {
                 #expect(LoopbackHTTP.request("GET", "/metrics", port: port)?.body.contains("flexcharge_outbox_in_flight") == true)
             }

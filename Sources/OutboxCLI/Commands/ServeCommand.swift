@@ -5,6 +5,7 @@ import LibPQ
 import Logging
 import OutboxEngine
 import OutboxServers
+import Prometheus
 import ServiceLifecycle
 import UnixSignals
 
@@ -41,9 +42,16 @@ struct ServeCommand: AsyncParsableCommand {
             --database-connections PostgreSQL sessions and wait at most --database-wait-seconds for one \
             (503 with Retry-After: 1). Request-supplied text is quoted and escaped in log lines.
 
+            Metrics: /metrics (Prometheus text), /healthz and /readyz on their own port, --metrics-port \
+            (9091; 0 turns it off), bound to --metrics-host (loopback by default: give 0.0.0.0 where a \
+            scraper on another host reads it, never the address the internet reaches). \
+            flexcharge_outbox_serve_requests_total{route,status} counts requests by route (webhook, tokenize, \
+            healthz, other) and HTTP status; flexcharge_outbox_serve_request_duration_seconds{route} times them.
+
             Examples:
               flexcharge-outbox serve --port 8081
               flexcharge-outbox serve --host 0.0.0.0 --public-host hooks.gateway.example --allow-remote-plain-http
+              flexcharge-outbox serve --port 8081 --metrics-host 0.0.0.0 --metrics-port 9091
             """
     )
 
@@ -100,11 +108,18 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var flexCharge: FlexChargeURLOptions
 
+    @Option(help: "Port of /metrics, /healthz and /readyz, apart from --port (0 to disable).")
+    var metricsPort = 9091
+
+    @Option(help: "Address the metrics port binds to (keep it off the address the internet reaches).")
+    var metricsHost = "127.0.0.1"
+
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
     func run() async throws {
         ProcessSetup.bootstrapLogging(logLevel)
+        let registry = ProcessSetup.bootstrapPrometheus()
         let logger = Logger(label: "flexcharge.serve")
         let sealer = try ProcessSetup.credentialSealer()
         let environment = ProcessInfo.processInfo.environment
@@ -134,8 +149,14 @@ struct ServeCommand: AsyncParsableCommand {
             webhooks: { session in WebhookReceiver(session: session, sealer: sealer, clockSkew: .seconds(clockSkewSeconds), logger: logger) },
             tokenizer: { session in CardTokenizer(session: session, sealer: sealer, clients: clients, logger: logger) },
             logger: logger)
+        var services: [any Service] = [app]
+        if metricsPort > 0 {
+            services.append(HealthServer.application(
+                host: metricsHost, port: metricsPort, notReadyReason: { nil }, metrics: { registry.emitToBuffer() },
+                logger: Logger(label: "flexcharge.metrics")))
+        }
         let group = ServiceGroup(configuration: .init(
-            services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         for client in clients.values { try? await client.shutdown() }
         await pool.close()

@@ -92,8 +92,7 @@ struct WorkerCommand: AsyncParsableCommand {
         ProcessSetup.bootstrapLogging(logLevel)
         let logger = Logger(label: "flexcharge.worker")
         let sealer = try ProcessSetup.credentialSealer()
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let registry = ProcessSetup.bootstrapPrometheus()
 
         // Fail fast, with one line, when the database cannot be reached at all.
         await (try database.connect()).close()
@@ -128,7 +127,7 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         if let listening {
             services.append(.init(service: HealthServer.application(
-                host: httpHost, port: httpPort, health: health, metrics: { registry.emitToBuffer() },
+                host: httpHost, port: httpPort, notReadyReason: { health.notReadyReason }, metrics: { registry.emitToBuffer() },
                 logger: Logger(label: "flexcharge.http"), onServerRunning: { _ in listening.open() })))
         }
         let group = ServiceGroup(configuration: .init(

@@ -1,5 +1,7 @@
 import Logging
+import Metrics
 import OutboxEngine
+import Prometheus
 
 /// Start-up steps shared by the long-running commands.
 enum ProcessSetup {
@@ -10,6 +12,14 @@ enum ProcessSetup {
             handler.logLevel = level
             return handler
         }
+    }
+
+    /// swift-metrics to Prometheus (the executable's choice, as swift-metrics asks): the registry whose text a
+    /// `/metrics` route serves.
+    static func bootstrapPrometheus() -> PrometheusCollectorRegistry {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
     }
 
     /// The credentials key ring from the environment (`FLEXCHARGE_CREDENTIALS_KEY`/`_FILE`,

@@ -179,6 +179,7 @@ public enum IntegrationServer {
         let tokenizeLimiter = RateLimiter(perClient: limits.tokenizePerClient, global: limits.tokenizeGlobal)
         let webhookLimiter = RateLimiter(perClient: limits.webhookPerClient, global: limits.webhookGlobal)
         let router = Router(context: IntegrationRequestContext.self)
+        router.add(middleware: RequestMetrics())
         router.get("healthz") { _, _ in "ok\n" }
         router.post("webhooks/flexcharge") { request, context -> Response in
             if let wait = webhookLimiter.admit(client: clientKey(context.remoteAddress)) {
