@@ -20,10 +20,10 @@ final class StartGate: Sendable {
     /// True once opened; false when the task is cancelled or the group shuts down gracefully first.
     /// One waiter only (the stream has one consumer).
     func wait() async -> Bool {
-        (try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             var iterator = self.opened.makeAsyncIterator()
             return await iterator.next() != nil
-        }) ?? false
+        }
     }
 }
 
