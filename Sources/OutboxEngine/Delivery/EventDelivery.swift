@@ -190,6 +190,10 @@ struct EventDelivery: Sendable {
                 completion.decision = decision
                 return completion.finished(.succeeded, error: "the earlier call was applied at FlexCharge (found by lookup); not sent again")
             case .notApplied:
+                if configuration.retryPolicy.isPastTheLimit(event.attempt) {
+                    return completion.finished(
+                        .dead, class: "retryable", error: "not applied at FlexCharge (found by lookup); not sent again (attempts exhausted)")
+                }
                 completion.error = "not applied at FlexCharge; sending again\(event.kind.carriesIdempotencyKey ? " with the same idempotency key" : "")"
                 completion.finishedAt = Date()
                 completion.outcome = .retry(at: Date(), action: .send)
@@ -240,6 +244,10 @@ struct EventDelivery: Sendable {
                 return completion.finished(
                     .dead, class: "permanent",
                     error: "FlexCharge has no order for it and its idempotency window has passed: sending again could charge twice; an operator decides")
+            }
+            if configuration.retryPolicy.isPastTheLimit(event.attempt) {
+                return completion.finished(
+                    .dead, class: "retryable", error: "FlexCharge has no order for it (found by lookup); not sent again (attempts exhausted)")
             }
             // FlexCharge never created the order: sending again under the same key is safe.
             completion.error = "not found at FlexCharge; sending again with the same idempotency key"
@@ -298,7 +306,12 @@ struct EventDelivery: Sendable {
     ) -> Completion {
         var completion = completion
         completion.httpStatus = httpStatus
-        if configuration.retryPolicy.isExhausted(afterAttempt: event.attempt) {
+        // Money rule: after a call that may have reached FlexCharge, ask what happened before giving up. A lookup
+        // sends nothing, so a few go past the attempt limit (RetryPolicy.lookupsPastTheLimit); the event is never
+        // sent again past it (the lookups' "not there, send again" ends it dead instead).
+        let asksFirst = ambiguous && event.kind.isLookedUpAfterAmbiguity
+            && configuration.retryPolicy.mayLookUp(afterAttempt: event.attempt)
+        if configuration.retryPolicy.isExhausted(afterAttempt: event.attempt) && !asksFirst {
             return completion.finished(.dead, class: failureClass, error: "\(error) (attempts exhausted)", httpStatus: httpStatus)
         }
         var delay = configuration.retryPolicy.delay(afterAttempt: event.attempt, retryAfter: retryAfter)

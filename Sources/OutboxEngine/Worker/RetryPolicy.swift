@@ -19,6 +19,12 @@ public struct RetryPolicy: Sendable, Equatable {
     /// never sent again (it is looked up instead).
     public var idempotencyWindow: Duration
 
+    /// Lookups allowed past ``maxAttempts`` for an event whose last call may have reached FlexCharge (an
+    /// ambiguous send, or a lookup that failed after one). A lookup sends nothing, and giving up without one
+    /// would leave an order FlexCharge may have evaluated (and charged), cancelled or refunded out of our
+    /// records and reports until an operator acts. Past the limit the event is only looked up, never sent.
+    public var lookupsPastTheLimit = 5
+
     /// A first send further in the future than this cannot be real (clock skew beyond it): the
     /// window then counts as passed, the safe side (look up, never re-send).
     static let clockSkewAllowance: Duration = .seconds(300)
@@ -29,8 +35,16 @@ public struct RetryPolicy: Sendable, Equatable {
         self.idempotencyWindow = idempotencyWindow
     }
 
-    /// True when `attempt` (1-based) was the last one allowed: the event is dead.
+    /// True when `attempt` (1-based) was the last one allowed: the event is dead (unless its last call may have
+    /// reached FlexCharge: see ``mayLookUp(afterAttempt:)``).
     func isExhausted(afterAttempt attempt: Int) -> Bool { attempt >= maxAttempts }
+
+    /// True when an event whose call `attempt` may have reached FlexCharge is still looked up rather than
+    /// declared dead: up to ``lookupsPastTheLimit`` attempts past ``maxAttempts``.
+    func mayLookUp(afterAttempt attempt: Int) -> Bool { attempt < maxAttempts + lookupsPastTheLimit }
+
+    /// True when `attempt` was a lookup past the limit: whatever it found, the event is not sent again.
+    func isPastTheLimit(_ attempt: Int) -> Bool { attempt > maxAttempts }
 
     /// The wait before the retry that follows `attempt` (see ``Backoff``).
     func delay<G: RandomNumberGenerator>(
