@@ -59,4 +59,54 @@ import TestSupport
             #expect(sent.count == 1)
         }
     }
+
+    /// A worker killed (SIGKILL, out of memory, machine lost) during an evaluate's last allowed send: the
+    /// send reached FlexCharge, which approved and charged. The lease rescue sends the event to a lookup
+    /// (migrations/0036), not to dead, and the report counts the order as FlexCharge does.
+    @Test func anEvaluateWhoseWorkerDiedDuringItsLastSendIsLookedUpNotLeftDead() async throws {
+        try await WorkerHarness.with { h in
+            try await h.enrol("m1")
+            let id = try await h.insert("evaluate", order: "L-3", payload: h.approvedCITEvaluate(order: "L-3"))
+            // The dead worker's claim: attempt 1 of 1, its lease gone.
+            let claimed = try await h.session.query(
+                "SELECT id FROM flexcharge.claim('killed-worker', 10, ARRAY[10,10,10,10], interval '1 millisecond')")
+            #expect(claimed.rows.count == 1)
+            // What its send did at FlexCharge before it died.
+            h.sandbox.sandbox.plantOrder(SandboxOrderPlant(
+                mid: WorkerHarness.sandboxMerchant.mid, merchantOrderId: "L-3", amountCents: 1500, status: 7,
+                decision: "APPROVED", charged: true))
+            try await h.runWorker(h.configuration(maxAttempts: 1)) { try await h.waitUntilSettled() }
+
+            let row = try await h.event(id)
+            let lastError = try row.decode("last_error", as: String?.self) ?? ""
+            #expect(try row.decode("state", as: String.self) == "succeeded", "\(lastError)")
+            #expect(try row.decode("decision", as: String?.self) == "APPROVED")
+            let actions = try await h.attempts(id).map { try $0.decode("action", as: String.self) }
+            #expect(actions == ["lease_expired", "lookup"], "\(actions)")
+            let sent = h.sandbox.sandbox.ledger().requests.filter { $0.route == "POST /evaluate" && $0.merchantOrderId == "L-3" }
+            #expect(sent.isEmpty, "never sent again")
+            let report = try #require(try await h.session.query(
+                "SELECT sum(evaluated) AS evaluated, sum(approved) AS approved FROM flexcharge.daily_report WHERE merchant_id = 'm1'").first)
+            #expect(try report.decode("evaluated", as: Int.self) == 1)
+            #expect(try report.decode("approved", as: Int.self) == 1)
+        }
+    }
+
+    /// The same death where the send never reached FlexCharge: the lookup finds no order, and past the
+    /// attempt limit nothing is sent again: the event is dead, FlexCharge was never asked to evaluate it.
+    @Test func aLookupPastTheLimitThatFindsNoOrderEndsDeadWithoutSending() async throws {
+        try await WorkerHarness.with { h in
+            try await h.enrol("m1")
+            let id = try await h.insert("evaluate", order: "L-4", payload: h.approvedCITEvaluate(order: "L-4"))
+            _ = try await h.session.query(
+                "SELECT id FROM flexcharge.claim('killed-worker', 10, ARRAY[10,10,10,10], interval '1 millisecond')")
+            try await h.runWorker(h.configuration(maxAttempts: 1)) { try await h.waitUntilSettled() }
+
+            let row = try await h.event(id)
+            #expect(try row.decode("state", as: String.self) == "dead")
+            let actions = try await h.attempts(id).map { try $0.decode("action", as: String.self) }
+            #expect(actions == ["lease_expired", "lookup"], "\(actions)")
+            #expect(h.sandbox.sandbox.ledger().requests.filter { $0.route == "POST /evaluate" }.isEmpty)
+        }
+    }
 }

@@ -5,7 +5,8 @@ import Testing
 @testable import OutboxEngine
 
 /// Every place that applies the retry rules answers as ``RetryPolicy`` does: the lease rescue in SQL
-/// (`flexcharge.rescue_expired_leases`, which states the attempt limit as `attempts >= p_max_attempts`)
+/// (`flexcharge.rescue_expired_leases`, which states the limits as `attempts >= p_max_attempts`, or
+/// `p_lookup_limit` for the kinds looked up after ambiguity)
 /// and the operator's retry (which reads the window from the policy it is given).
 @Suite struct RetryPolicyAgreementTests {
     @Test func theLeaseRescueDeclaresDeadExactlyWhenThePolicySaysExhausted() async throws {
@@ -26,7 +27,7 @@ import Testing
                     "UPDATE flexcharge.outbox SET attempts = $2, lease_expires_at = now() - interval '1 second' WHERE id = $1",
                     [id, index + 1])
             }
-            #expect(try await store.rescueExpiredLeases(maxAttempts: policy.maxAttempts, on: h.session) == 5)
+            #expect(try await store.rescueExpiredLeases(policy: policy, on: h.session) == 5)
             for (index, id) in ids.enumerated() {
                 let attempts = index + 1
                 let state: String = try await h.event(id).decode("state")
@@ -35,6 +36,40 @@ import Testing
             // Both sides of the limit were exercised.
             #expect(ids.indices.contains { policy.isExhausted(afterAttempt: $0 + 1) })
             #expect(ids.indices.contains { !policy.isExhausted(afterAttempt: $0 + 1) })
+        }
+    }
+
+    /// A kind looked up after ambiguity (here refunds) whose lease expired may have reached FlexCharge: it
+    /// goes to a lookup while ``RetryPolicy/mayLookUp(afterAttempt:)`` says so, past the attempt limit too.
+    @Test func theLeaseRescueLooksUpExactlyWhileThePolicyAllowsALookup() async throws {
+        try await WorkerHarness.with { h in
+            try await h.enrol("m1")
+            var policy = RetryPolicy(maxAttempts: 2)
+            policy.lookupsPastTheLimit = 2
+            let store = OutboxStore()
+            var ids: [Int64] = []
+            for n in 1...5 {
+                let order = "refund-\(n)"
+                ids.append(try await h.insert("refund", order: order, payload: #"{"amountCents": 100}"#))
+            }
+            for (index, id) in ids.enumerated() {
+                try await h.session.execute(
+                    """
+                    UPDATE flexcharge.outbox SET state = 'running', lease_owner = 'w-gone', attempts = $2,
+                           lease_expires_at = now() - interval '1 second'
+                     WHERE id = $1
+                    """, [id, index + 1])
+            }
+            #expect(try await store.rescueExpiredLeases(policy: policy, on: h.session) == 5)
+            for (index, id) in ids.enumerated() {
+                let attempts = index + 1, row = try await h.event(id)
+                let state: String = try row.decode("state")
+                #expect(state == (policy.mayLookUp(afterAttempt: attempts) ? "pending" : "dead"), "after attempt \(attempts)")
+                if state == "pending" { #expect(try row.decode("next_action", as: String.self) == "lookup") }
+            }
+            // Past the attempt limit, before and at the lookup limit.
+            #expect(ids.indices.contains { policy.isPastTheLimit($0 + 1) && policy.mayLookUp(afterAttempt: $0 + 1) })
+            #expect(ids.indices.contains { !policy.mayLookUp(afterAttempt: $0 + 1) })
         }
     }
 

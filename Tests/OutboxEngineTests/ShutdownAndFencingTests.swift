@@ -222,7 +222,7 @@ import TestSupport
             _ = try await store.claim(on: h.session, worker: "w1", total: 1, laneCaps: [1, 1, 1, 1], lease: .seconds(30))
             // w1's lease expires, the rescue returns the event; w1's outcome for attempt 1 still lands.
             try await h.session.execute("UPDATE flexcharge.outbox SET lease_expires_at = now() - interval '1 second' WHERE id = $1", [id])
-            #expect(try await store.rescueExpiredLeases(maxAttempts: 5, hold: .seconds(30), on: h.session) == 1)
+            #expect(try await store.rescueExpiredLeases(policy: RetryPolicy(maxAttempts: 5), hold: .seconds(30), on: h.session) == 1)
             let first = Completion(
                 eventID: id, attempt: 1, action: .send, environment: "sandbox", startedAt: Date(), finishedAt: Date(),
                 httpStatus: 200, outcome: .succeeded, transactionKey: "tx-1")
@@ -233,7 +233,7 @@ import TestSupport
             let other = try await h.insert("transmit", order: "later", payload: SamplePayloads.transmit(orderID: "later", amountCents: 900, declined: false))
             _ = try await store.claim(on: h.session, worker: "w1", total: 1, laneCaps: [1, 1, 1, 1], lease: .seconds(30))
             try await h.session.execute("UPDATE flexcharge.outbox SET lease_expires_at = now() - interval '1 second' WHERE id = $1", [other])
-            _ = try await store.rescueExpiredLeases(maxAttempts: 5, on: h.session)
+            _ = try await store.rescueExpiredLeases(policy: RetryPolicy(maxAttempts: 5), on: h.session)
             let again = try await store.claim(on: h.session, worker: "w2", total: 1, laneCaps: [1, 1, 1, 1], lease: .seconds(30))
             #expect(again.map(\.attempt) == [2])
             let late = Completion(

@@ -170,7 +170,7 @@ import TestSupport
             for _ in 0..<3 {
                 _ = try await h.session.query("SELECT id FROM flexcharge.claim('doomed', 10, ARRAY[10,10,10,10], interval '1 millisecond')")
                 try await Task.sleep(for: .milliseconds(5))
-                _ = try await OutboxStore().rescueExpiredLeases(maxAttempts: 3, on: h.session)
+                _ = try await OutboxStore().rescueExpiredLeases(policy: RetryPolicy(maxAttempts: 3), on: h.session)
             }
             let row = try await h.event(id)
             #expect(try row.decode("state", as: String.self) == "dead")

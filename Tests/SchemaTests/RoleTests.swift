@@ -96,7 +96,7 @@ import TestSupport
             }
             await expectDenied("skip triggers") { try await gateway.execute("SET session_replication_role = replica") }
             await expectDenied("claim") { _ = try await gateway.query("SELECT * FROM flexcharge.claim('w', 1, ARRAY[1, 1, 1, 1], interval '1 minute')") }
-            await expectDenied("rescue") { _ = try await gateway.query("SELECT flexcharge.rescue_expired_leases(3, interval '0 seconds', ARRAY['evaluate'])") }
+            await expectDenied("rescue") { _ = try await gateway.query("SELECT flexcharge.rescue_expired_leases(3, interval '0 seconds', ARRAY['evaluate'], 8)") }
             await expectDenied("create in the schema") { try await gateway.execute("CREATE TABLE flexcharge.mine (x int)") }
             // The guard holds for the gateway too.
             let refused = await #expect(throws: PGError.self) {
@@ -136,7 +136,7 @@ import TestSupport
                            httpStatus: 400, failureClass: "permanent", error: "bad", outcome: .failed, fieldErrors: #"{"a": ["b"]}"#),
             ], worker: "w1", on: worker)
             #expect(written.count == 3)
-            _ = try await store.rescueExpiredLeases(maxAttempts: 3, hold: .seconds(1), on: worker)
+            _ = try await store.rescueExpiredLeases(policy: RetryPolicy(maxAttempts: 3), hold: .seconds(1), on: worker)
             _ = try await store.laneDepths(on: worker)
             _ = try await worker.query("SELECT * FROM flexcharge.worker_leases")
 

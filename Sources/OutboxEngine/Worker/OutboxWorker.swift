@@ -310,7 +310,7 @@ public final class OutboxWorker: Service, Sendable {
                 let renewed = try await store.renewLeases(due, worker: configuration.workerID, lease: configuration.lease, on: session)
                 held.renewed(renewed)
                 let rescued = try await store.rescueExpiredLeases(
-                    maxAttempts: configuration.retryPolicy.maxAttempts, hold: min(configuration.lease / 2, .seconds(5)), on: session)
+                    policy: configuration.retryPolicy, hold: min(configuration.lease / 2, .seconds(5)), on: session)
                 if rescued > 0 { logger.warning("rescued events whose lease expired", metadata: ["count": "\(rescued)"]) }
                 if ContinuousClock.now - lastQueueMetrics >= .seconds(10) {
                     lastQueueMetrics = ContinuousClock.now

@@ -5,9 +5,10 @@ import Foundation
 /// idempotency key (``idempotencyWindowHasPassed(firstSentAt:now:)``).
 ///
 /// Everything that applies these rules asks this value: the worker's delivery (`EventDelivery`),
-/// the lease rescue (`flexcharge.rescue_expired_leases`, migrations/0010, is passed ``maxAttempts``
-/// and turns an event dead exactly when ``isExhausted(afterAttempt:)`` does: `attempts >=
-/// p_max_attempts`; `RetryPolicyAgreementTests` holds the two to the same answer) and the operator's
+/// the lease rescue (`flexcharge.rescue_expired_leases`, migrations/0036, is passed ``maxAttempts``
+/// and ``lookupLimit``, and turns an event dead exactly when ``isExhausted(afterAttempt:)`` does for a
+/// kind never looked up, when ``mayLookUp(afterAttempt:)`` stops for one that is;
+/// `RetryPolicyAgreementTests` holds the two to the same answers) and the operator's
 /// `retry` (`OperatorActions`). The worker and `flexcharge-outbox retry` take the same command-line
 /// options for it.
 public struct RetryPolicy: Sendable, Equatable {
@@ -41,7 +42,10 @@ public struct RetryPolicy: Sendable, Equatable {
 
     /// True when an event whose call `attempt` may have reached FlexCharge is still looked up rather than
     /// declared dead: up to ``lookupsPastTheLimit`` attempts past ``maxAttempts``.
-    func mayLookUp(afterAttempt attempt: Int) -> Bool { attempt < maxAttempts + lookupsPastTheLimit }
+    func mayLookUp(afterAttempt attempt: Int) -> Bool { attempt < lookupLimit }
+
+    /// The attempts after which even a lookup is given up: ``maxAttempts`` plus ``lookupsPastTheLimit``.
+    var lookupLimit: Int { maxAttempts + lookupsPastTheLimit }
 
     /// True when `attempt` was a lookup past the limit: whatever it found, the event is not sent again.
     func isPastTheLimit(_ attempt: Int) -> Bool { attempt > maxAttempts }
