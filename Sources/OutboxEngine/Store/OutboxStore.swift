@@ -150,13 +150,15 @@ struct OutboxStore: Sendable {
 
     /// Returns expired leases to pending (see `flexcharge.rescue_expired_leases()`), holding each
     /// rescued event back for `hold` so that the worker whose lease expired can still write an
-    /// outcome it has (migrations/0010).
-    /// The kinds it sends to a lookup first are ``ClaimedEvent/Kind/isLookedUpAfterAmbiguity``'s.
+    /// outcome it has (migrations/0010, 0036).
+    /// The kinds it sends to a lookup first are ``ClaimedEvent/Kind/isLookedUpAfterAmbiguity``'s; the
+    /// call may have reached FlexCharge, so they are given up at `policy`'s lookup limit, the others at
+    /// its attempt limit.
     @discardableResult
-    func rescueExpiredLeases(maxAttempts: Int, hold: Duration = .zero, on session: PGSession) async throws -> Int {
+    func rescueExpiredLeases(policy: RetryPolicy, hold: Duration = .zero, on session: PGSession) async throws -> Int {
         let rows = try await session.query(
-            "SELECT flexcharge.rescue_expired_leases($1, make_interval(secs => $2), $3::text[]) AS n",
-            [maxAttempts, hold.seconds, Self.lookedUpKinds]).rows
+            "SELECT flexcharge.rescue_expired_leases($1, make_interval(secs => $2), $3::text[], $4) AS n",
+            [policy.maxAttempts, hold.seconds, Self.lookedUpKinds, policy.lookupLimit]).rows
         guard let row = rows.first else { return 0 }
         return try row.decode("n")
     }
