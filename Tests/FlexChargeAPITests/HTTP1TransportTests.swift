@@ -78,6 +78,23 @@ import Testing
         }
     }
 
+    @Test func aNoContentAnswerThatAnnouncesABodyEndsTheConnection() async throws {
+        // A 304 (or 204) has no body, but this server announced one and sends it late: those bytes must not become
+        // the next call's answer (the response fuzzer's seed 307213634 found a clean 200 read as "not an HTTP/1.1
+        // status line" after a slow 304 with a Content-Length).
+        let late = Array(#"{"status":"SUCCESS"}"#.utf8)
+        let noContent = Array("HTTP/1.1 304 Not Modified\r\nContent-Length: \(late.count)\r\n\r\n".utf8)
+        try await ScriptServer.with({ index in
+            index == 0 ? [.write(noContent), .pause(milliseconds: 300), .write(late)] : [.write(ScriptServer.response(body: Self.ok))]
+        }) { server, transport in
+            #expect(try await post(server, transport).status == 304)
+            let next = try await post(server, transport)
+            #expect(next.status == 200)
+            #expect(String(decoding: next.body, as: UTF8.self) == Self.ok)
+            #expect(server.connections == 2)
+        }
+    }
+
     @Test func connectionCloseIsHonoured() async throws {
         try await ScriptServer.with({ _ in [.write(ScriptServer.response(body: Self.ok, close: true)), .close] }) { server, transport in
             for _ in 0..<3 {

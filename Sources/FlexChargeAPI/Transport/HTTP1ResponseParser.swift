@@ -251,7 +251,13 @@ struct HTTP1ResponseParser {
         }
         status = code
         keepAlive = !close
-        if code == 204 || code == 304 { return .read(.empty) }
+        if code == 204 || code == 304 {
+            // No body, whatever the head says. A head that announces one (a length above 0, chunks) comes from a
+            // server that may still send those bytes: they would arrive as the next call's answer, so the
+            // connection ends here.
+            if chunked || (contentLength ?? 0) > 0 { keepAlive = false }
+            return .read(.empty)
+        }
         if chunked { return .read(.chunked) }
         if let contentLength { return .read(.length(contentLength)) }
         return .failed(.malformed("response without Content-Length or chunked body"))
