@@ -123,6 +123,13 @@ struct Browser: Sendable {
         try await command(.GET, "/element/\(element.id)/text") as? String ?? ""
     }
 
+    /// The rendered text of the first element matching `css` now, found and read in one step in the page, or nil
+    /// when none matches: for a part of the page that script replaces while it is read (an element found first
+    /// and read next may be gone by then: "stale element reference").
+    func text(of css: String) async throws -> String? {
+        try await execute("const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", [css]) as? String
+    }
+
     func attribute(_ name: String, of element: Element) async throws -> String? {
         try await command(.GET, "/element/\(element.id)/attribute/\(name)") as? String
     }

@@ -81,7 +81,7 @@ import Testing
     @Test func helpTeachesAndPlainHTTPCookiesAreForLoopbackOnly() async throws {
         let help = try await cli(["console", "--help"], url: "")
         #expect(help.status == 0)
-        for phrase in ["console user add", "--role", "flexcharge_operator", "Secure", "--sso-header", "totp"] {
+        for phrase in ["console user add", "--role", "flexcharge_console", "Secure", "--sso-header", "totp"] {
             #expect(help.stdout.contains(phrase), "console --help lacks \(phrase)")
         }
         let serve = try await cli(["console", "serve", "--help"], url: "")
@@ -96,21 +96,21 @@ import Testing
         #expect(sso.stderr.contains("--trusted-proxy"))
     }
 
-    /// The console as 0023 says it runs: a login in flexcharge_operator creates accounts, signs in and
+    /// The console as 0037 says it runs: a login in flexcharge_console creates accounts, signs in and
     /// changes a role (the grants of the console's tables).
-    @Test func theConsoleRunsAsAnOperatorLogin() async throws {
+    @Test func theConsoleRunsAsAConsoleLogin() async throws {
         let login = "fc_t_console_\(UUID().uuidString.prefix(8).lowercased())"
         let password = UUID().uuidString
         try await RunningConsole.with({ _ in }, databaseURL: { db in
             let admin = db.session("roles")
             defer { Task { await admin.close() } }
             // DDL takes no parameters: the name is generated, the password a UUID.
-            try await admin.execute("CREATE ROLE \(quotedIdentifier(login)) LOGIN PASSWORD '\(password)' IN ROLE flexcharge_operator")
+            try await admin.execute("CREATE ROLE \(quotedIdentifier(login)) LOGIN PASSWORD '\(password)' IN ROLE flexcharge_console")
             return Self.url(db.url, user: login, password: password)
         }) { console in
-            let operatorURL = Self.url(console.db.url, user: login, password: password)
+            let consoleURL = Self.url(console.db.url, user: login, password: password)
             for (name, role) in [("root", "admin"), ("vera", "viewer")] {
-                let added = try await cli(["console", "user", "add", name, "--role", role], url: operatorURL, stdin: ConsoleTestData.password + "\n")
+                let added = try await cli(["console", "user", "add", name, "--role", role], url: consoleURL, stdin: ConsoleTestData.password + "\n")
                 #expect(added.status == 0, "\(added.stderr)")
             }
             let browser = console.browser()

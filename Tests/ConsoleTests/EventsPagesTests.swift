@@ -10,7 +10,7 @@ import TestSupport
 /// (operators only) through the CLI's rules.
 @Suite struct EventsPagesTests {
     @Test func aViewerSearchesAndReadsAnEventButCannotRetryIt() async throws {
-        try await RunningConsole.with(databaseURL: PageTestData.operatorURL) { console in
+        try await RunningConsole.with(databaseURL: PageTestData.consoleURL) { console in
             let (dead, other) = try await console.withDatabase { session in
                 let dead = try await PageTestData.insertEvent(session, merchant: "shoes-r-us", order: "A-1001")
                 let other = try await PageTestData.insertEvent(session, merchant: "hats-inc", order: "B-7")
@@ -80,7 +80,7 @@ import TestSupport
              "extra": {"\(cards[3])": "x", "value": \(cards[4])},
              "orderItems": [{"name": "gift card", "description": "A-1001 blue shoes"}]}
             """
-        try await RunningConsole.with(databaseURL: PageTestData.operatorURL) { console in
+        try await RunningConsole.with(databaseURL: PageTestData.consoleURL) { console in
             let id = try await console.withDatabase { session in
                 // The insert guard refuses this payload: write it as a legacy row, triggers off.
                 try await session.execute("SET session_replication_role = replica")
@@ -124,7 +124,7 @@ import TestSupport
     }
 
     @Test func anOperatorRetriesADeadEventWithAReasonAndItIsClaimableAgain() async throws {
-        try await RunningConsole.with(databaseURL: PageTestData.operatorURL) { console in
+        try await RunningConsole.with(databaseURL: PageTestData.consoleURL) { console in
             let (dead, pending, done) = try await console.withDatabase { session in
                 try await MerchantStore(session: session, actor: "cli-admin").add("shoes-r-us", name: nil, switches: [.citWebsite: .sandbox])
                 let dead = try await PageTestData.insertEvent(session, merchant: "shoes-r-us", order: "A-1")

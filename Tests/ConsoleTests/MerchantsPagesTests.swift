@@ -10,7 +10,7 @@ import TestSupport
 /// that says what the change affects, and the change lands in the audit trail under the user.
 @Suite struct MerchantsPagesTests {
     @Test func aViewerReadsMerchantsButCannotChangeASwitch() async throws {
-        try await RunningConsole.with(databaseURL: PageTestData.operatorURL) { console in
+        try await RunningConsole.with(databaseURL: PageTestData.consoleURL) { console in
             try await PageTestData.enrolShoes(console)
             try await console.addAccount("vera", role: .viewer)
             let viewer = console.browser()
@@ -47,7 +47,7 @@ import TestSupport
     }
 
     @Test func anAdminReviewsTheImpactThenTheChangeIsAuditedUnderTheUser() async throws {
-        try await RunningConsole.with(databaseURL: PageTestData.operatorURL) { console in
+        try await RunningConsole.with(databaseURL: PageTestData.consoleURL) { console in
             try await PageTestData.enrolShoes(console)
             // Two MIT evaluates and a transmit wait; a CIT event and a test MIT event are not affected.
             try await console.withDatabase { session in
@@ -126,9 +126,9 @@ import TestSupport
 
 /// Data the Merchants and Events page tests share.
 enum PageTestData {
-    /// The test database's URL with the session role set to flexcharge_operator: the console's grants.
-    static func operatorURL(_ db: TestDatabase) async throws -> String {
-        db.url + (db.url.contains("?") ? "&" : "?") + "options=-c%20role%3Dflexcharge_operator"
+    /// The test database's URL with the session role set to flexcharge_console: the console's grants.
+    static func consoleURL(_ db: TestDatabase) async throws -> String {
+        db.url + (db.url.contains("?") ? "&" : "?") + "options=-c%20role%3Dflexcharge_console"
     }
 
     /// shoes-r-us: CIT website sandbox, a site that turns it off, sandbox credentials, added by `cli-admin`.

@@ -316,6 +316,53 @@ import TestSupport
         }
     }
 
+    /// The console's user store is the console's (0037): an operator's login can neither read the bcrypt hashes,
+    /// TOTP secrets or sessions nor give itself an account, a role or a session; the console's login can, and
+    /// may do what an operator may.
+    @Test func onlyTheConsoleRoleReadsAndWritesTheConsolesAccountsAndSessions() async throws {
+        try await withLogins(["operator", "console"]) { db, logins in
+            let owner = db.session()
+            let operatorSession = logins.session("operator"), console = logins.session("console")
+            defer { Task { await owner.close(); await operatorSession.close(); await console.close() } }
+            try await owner.execute(
+                """
+                INSERT INTO flexcharge.console_accounts (name, role, password_hash, totp_secret, created_by)
+                VALUES ('root', 'admin', '$2b$12$abcdefghijklmnopqrstuuJ3yUoT9ZpXwq0yKXc1VQpLw1mNnQ1uG', 'JBSWY3DPEHPK3PXP', 'test')
+                """)
+            let reads = [
+                "SELECT password_hash FROM flexcharge.console_accounts", "SELECT totp_secret FROM flexcharge.console_accounts",
+                "SELECT name, role FROM flexcharge.console_accounts", "SELECT token_hash, csrf_token FROM flexcharge.console_sessions",
+                "SELECT * FROM flexcharge.console_signin_failures", "SELECT * FROM flexcharge.console_settings",
+            ]
+            let writes = [
+                "UPDATE flexcharge.console_accounts SET role = 'admin'", "UPDATE flexcharge.console_accounts SET totp_secret = NULL",
+                "INSERT INTO flexcharge.console_accounts (name, role, password_hash, created_by) VALUES ('mallory', 'admin', NULL, 'x')",
+                """
+                INSERT INTO flexcharge.console_sessions (token_hash, account_id, csrf_token, expires_at, method)
+                SELECT sha256('chosen'::bytea), 1, 'c', now() + interval '1 day', 'password'
+                """,
+                "DELETE FROM flexcharge.console_signin_failures", "UPDATE flexcharge.console_settings SET require_totp = false",
+                "INSERT INTO flexcharge.console_audit (actor, action, subject) VALUES ('x', 'add', 'mallory')",
+            ]
+            for statement in reads + writes {
+                await expectDenied("operator: \(statement)") { try await operatorSession.execute(statement) }
+            }
+            // What the operator keeps: the console's audit trail, which holds no secret.
+            _ = try await operatorSession.query("SELECT actor, action, subject FROM flexcharge.console_audit")
+            // The console's login does all of it, and what an operator may (merchants, the queue, retries' columns).
+            for statement in reads { _ = try await console.query(statement) }
+            try await console.execute("UPDATE flexcharge.console_settings SET require_totp = true")
+            try await console.execute(
+                """
+                INSERT INTO flexcharge.console_sessions (token_hash, account_id, csrf_token, expires_at, method)
+                SELECT sha256('real'::bytea), id, 'c', now() + interval '1 day', 'password' FROM flexcharge.console_accounts WHERE name = 'root'
+                """)
+            try await console.execute("INSERT INTO flexcharge.merchants (merchant_id, cit_website) VALUES ('via-console', 'sandbox')")
+            _ = try await console.query("SELECT * FROM flexcharge.queue_health")
+            await expectDenied("console: read raw payloads") { _ = try await console.query("SELECT payload FROM flexcharge.outbox") }
+        }
+    }
+
     /// The roles exist once per cluster, and the migrations run again in another database of the
     /// same server without failing (tests and deployments migrate many databases of one server).
     @Test func rolesAreNoLoginGroupsAndTheMigrationIsRepeatable() async throws {
@@ -324,7 +371,7 @@ import TestSupport
             defer { Task { await session.close() } }
             let roles = try await session.query(
                 "SELECT rolname::text AS name, rolcanlogin, rolsuper FROM pg_roles WHERE rolname LIKE 'flexcharge\\_%' ORDER BY 1").rows
-            #expect(try roles.map { try $0.decode("name", as: String.self) } == ["flexcharge_gateway", "flexcharge_operator", "flexcharge_worker"])
+            #expect(try roles.map { try $0.decode("name", as: String.self) } == ["flexcharge_console", "flexcharge_gateway", "flexcharge_operator", "flexcharge_worker"])
             #expect(try roles.allSatisfy { row in try !row.decode("rolcanlogin", as: Bool.self) && !(try row.decode("rolsuper", as: Bool.self)) })
             // Another database of the same server migrates from scratch while the roles already exist.
             try await TestDatabase.withEmpty { other in

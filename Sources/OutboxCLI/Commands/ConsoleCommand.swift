@@ -15,8 +15,10 @@ struct ConsoleCommand: AsyncParsableCommand {
         discussion: """
             The console reads the same database and acts through the same code as the CLI: a switch \
             changed there is audited in flexcharge.merchant_audit, a retry is the CLI's retry, under \
-            the signed-in account's name (actor console:<name>). Run it with a login in the \
-            flexcharge_operator role (migrations/0023_console.sql says why).
+            the signed-in account's name (actor console:<name>). Run it, and `console user ...`, with a \
+            login in the flexcharge_console role (a member of flexcharge_operator that alone may read and \
+            write the console's accounts and sessions; migrations/0037_console_role.sql says why):
+              CREATE ROLE outbox_console LOGIN PASSWORD '...' IN ROLE flexcharge_console;
 
             Roles: viewer reads every page; operator also retries, skips, pauses and resumes events; \
             admin also changes merchant switches and credentials and manages console accounts.
@@ -119,6 +121,12 @@ struct ConsoleCommand: AsyncParsableCommand {
                           "FLEXCHARGE_CREDENTIALS_KEYS_FILE"].contains { environment[$0] != nil }
             let sealer = hasKey ? try ProcessSetup.credentialSealer() : nil
             let probe = try await database.connect(name: "console-check")
+            do {
+                try await ConsoleCommand.requireConsoleRole(probe)
+            } catch {
+                await probe.close()
+                throw error
+            }
             await probe.close()
             let pool = PGPool(configuration: database.configuration, size: databaseConnections, name: "console", leaseTimeout: .seconds(10))
             let services = ConsoleServices(
@@ -276,7 +284,10 @@ struct ConsoleCommand: AsyncParsableCommand {
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
-            let accounts = try await database.withSession { try await ConsoleAccounts(session: $0, actor: "").list() }
+            let accounts = try await database.withSession { session in
+                try await ConsoleCommand.requireConsoleRole(session)
+                return try await ConsoleAccounts(session: session, actor: "").list()
+            }
             print(TextTable(
                 headers: ["NAME", "ROLE", "PASSWORD", "TOTP", "STATE"],
                 rows: accounts.map { [$0.name, $0.role.rawValue, $0.hasPassword ? "set" : "sso only", $0.hasTOTP ? "enrolled" : "-",
@@ -316,7 +327,22 @@ struct ConsoleCommand: AsyncParsableCommand {
 
     /// Runs `body` with the account store on one session, as `actor`; a refused change is one line, status 2.
     static func accounts<T>(_ database: DatabaseOptions, _ actor: ActorOption, _ body: (ConsoleAccounts) async throws -> T) async throws -> T {
-        try await database.withSession { session in try await accountCall { try await body(ConsoleAccounts(session: session, actor: actor.name)) } }
+        try await database.withSession { session in
+            try await requireConsoleRole(session)
+            return try await accountCall { try await body(ConsoleAccounts(session: session, actor: actor.name)) }
+        }
+    }
+
+    /// Refuses, in one line, a login that cannot read the console's accounts (an operator's, say): the console's
+    /// user store belongs to flexcharge_console alone (migrations/0037).
+    static func requireConsoleRole(_ session: PGSession) async throws {
+        let allowed = try await session.query(
+            "SELECT has_table_privilege('flexcharge.console_accounts', 'SELECT, UPDATE') AS allowed").first?.decode("allowed", as: Bool.self)
+        guard allowed == true else {
+            throw CLIFailure.failed(
+                "this login may not use the console's accounts: run the console with a login in the flexcharge_console role "
+                    + "(CREATE ROLE ... LOGIN IN ROLE flexcharge_console; see migrations/0037_console_role.sql)")
+        }
     }
 
     /// Turns a refused account change into one line, status 2.
