@@ -4,7 +4,7 @@ import OutboxConsole
 import TestSupport
 import Testing
 
-/// `flexcharge-outbox console user …` as a process, and the console running as an operator login.
+/// `flexcharge-outbox console user …` as a process, and the console running as a console login.
 @Suite struct ConsoleCommandTests {
     /// Runs the built binary with only `DATABASE_URL` from the test's choice.
     private func cli(_ arguments: [String], url: String, stdin: String? = nil) async throws -> ProcessResult {
@@ -128,6 +128,31 @@ import Testing
             let cleanup = db.session("cleanup")
             _ = try? await cleanup.execute("DROP ROLE IF EXISTS \(quotedIdentifier(login))")
             await cleanup.close()
+        }
+    }
+
+    /// An operator's CLI login is not the console's: its account commands and the server refuse it in one line
+    /// naming the role to use (0037), and it added no account.
+    @Test(.timeLimit(.minutes(1))) func anOperatorLoginIsRefusedTheConsolesAccounts() async throws {
+        let login = "fc_t_ops_\(UUID().uuidString.prefix(8).lowercased())"
+        let password = UUID().uuidString
+        try await TestDatabase.with { db in
+            let admin = db.session("roles")
+            defer { Task { await admin.close() } }
+            try await admin.execute("CREATE ROLE \(quotedIdentifier(login)) LOGIN PASSWORD '\(password)' IN ROLE flexcharge_operator")
+            let operatorURL = Self.url(db.url, user: login, password: password)
+            let added = try await cli(["console", "user", "add", "mallory", "--role", "admin"], url: operatorURL,
+                                      stdin: ConsoleTestData.password + "\n")
+            let listed = try await cli(["console", "user", "list"], url: operatorURL)
+            let served = try await cli(["console", "--port", "0", "--insecure-cookies"], url: operatorURL)
+            for (what, result) in [("add", added), ("list", listed), ("serve", served)] {
+                #expect(result.status == 1, "\(what): \(result.status) \(result.stderr)")
+                #expect(result.stderr.contains("flexcharge_console") && result.stderr.split(separator: "\n").count == 1,
+                        "\(what): \(result.stderr)")
+            }
+            let accounts = try await admin.query("SELECT count(*)::int AS n FROM flexcharge.console_accounts").first!.decode("n", as: Int.self)
+            #expect(accounts == 0)
+            _ = try? await admin.execute("DROP ROLE IF EXISTS \(quotedIdentifier(login))")
         }
     }
 
