@@ -190,14 +190,7 @@ struct EventDelivery: Sendable {
                 completion.decision = decision
                 return completion.finished(.succeeded, error: "the earlier call was applied at FlexCharge (found by lookup); not sent again")
             case .notApplied:
-                if configuration.retryPolicy.isPastTheLimit(event.attempt) {
-                    return completion.finished(
-                        .dead, class: "retryable", error: "not applied at FlexCharge (found by lookup); not sent again (attempts exhausted)")
-                }
-                completion.error = "not applied at FlexCharge; sending again\(event.kind.carriesIdempotencyKey ? " with the same idempotency key" : "")"
-                completion.finishedAt = Date()
-                completion.outcome = .retry(at: Date(), action: .send)
-                return completion
+                return sendAgain(event, completion: completion, found: "not applied at FlexCharge")
             case .impossible(let reason):
                 return completion.finished(.failed, class: "permanent", error: reason)
             case .unresolved(let reason):
@@ -245,15 +238,8 @@ struct EventDelivery: Sendable {
                     .dead, class: "permanent",
                     error: "FlexCharge has no order for it and its idempotency window has passed: sending again could charge twice; an operator decides")
             }
-            if configuration.retryPolicy.isPastTheLimit(event.attempt) {
-                return completion.finished(
-                    .dead, class: "retryable", error: "FlexCharge has no order for it (found by lookup); not sent again (attempts exhausted)")
-            }
             // FlexCharge never created the order: sending again under the same key is safe.
-            completion.error = "not found at FlexCharge; sending again with the same idempotency key"
-            completion.finishedAt = Date()
-            completion.outcome = .retry(at: Date(), action: .send)
-            return completion
+            return sendAgain(event, completion: completion, found: "FlexCharge has no order for it")
         } catch let unresolved as UnresolvedLookup {
             return unresolved.park(event, completion: completion, logger: logger)
         } catch let error as FlexChargeError {
@@ -262,6 +248,20 @@ struct EventDelivery: Sendable {
             return retry(event, class: "ambiguous", error: "order lookup did not finish", retryAfter: nil,
                          completion: completion, ambiguous: true)
         }
+    }
+
+    /// A lookup found that FlexCharge never acted on the earlier call (`found` says how): the next attempt sends
+    /// again, at once (with the same idempotency key where the kind has one), unless the lookup went past the attempt
+    /// limit: then the event is dead, never sent past it (``RetryPolicy/isPastTheLimit(_:)``).
+    private func sendAgain(_ event: ClaimedEvent, completion: Completion, found: String) -> Completion {
+        if configuration.retryPolicy.isPastTheLimit(event.attempt) {
+            return completion.finished(.dead, class: "retryable", error: "\(found) (found by lookup); not sent again (attempts exhausted)")
+        }
+        var completion = completion
+        completion.error = "\(found); sending again\(event.kind.carriesIdempotencyKey ? " with the same idempotency key" : "")"
+        completion.finishedAt = Date()
+        completion.outcome = .retry(at: Date(), action: .send)
+        return completion
     }
 
     /// Finds the order an earlier attempt may have created by several guesses, none trusted alone

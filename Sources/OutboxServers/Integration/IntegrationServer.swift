@@ -180,10 +180,10 @@ public enum IntegrationServer {
         let webhookLimiter = RateLimiter(perClient: limits.webhookPerClient, global: limits.webhookGlobal)
         let router = Router(context: IntegrationRequestContext.self)
         router.add(middleware: RequestMetrics())
-        router.get("healthz") { _, _ in "ok\n" }
-        router.post("webhooks/flexcharge") { request, context -> Response in
+        router.on(RouterPath(IntegrationRoute.healthz.path), method: IntegrationRoute.healthz.method) { _, _ in "ok\n" }
+        router.on(RouterPath(IntegrationRoute.webhook.path), method: IntegrationRoute.webhook.method) { request, context -> Response in
             if let wait = webhookLimiter.admit(client: clientKey(context.remoteAddress)) {
-                return tooManyRequests(wait, route: "webhook", peer: context.remoteAddress, logger: logger, json: false)
+                return tooManyRequests(wait, route: .webhook, peer: context.remoteAddress, logger: logger, json: false)
             }
             let merchantID = request.uri.queryParameters.get("merchant")
             if let merchantID, !SafeText.isIdentifier(merchantID, limit: maximumMerchantIDLength) {
@@ -202,9 +202,9 @@ public enum IntegrationServer {
             if reply.status == 503 { response.headers[.retryAfter] = "1" }
             return response
         }
-        router.post("v1/tokenize") { request, context -> Response in
+        router.on(RouterPath(IntegrationRoute.tokenize.path), method: IntegrationRoute.tokenize.method) { request, context -> Response in
             if let wait = tokenizeLimiter.admit(client: clientKey(context.remoteAddress)) {
-                return tooManyRequests(wait, route: "tokenize", peer: context.remoteAddress, logger: logger, json: true)
+                return tooManyRequests(wait, route: .tokenize, peer: context.remoteAddress, logger: logger, json: true)
             }
             if !configuration.allowRemotePlainHTTP && !isLoopback(context.remoteAddress) {
                 logger.warning("tokenize refused: plain HTTP from a non-loopback peer",
@@ -259,9 +259,9 @@ public enum IntegrationServer {
         address?.ipAddress ?? "local"
     }
 
-    private static func tooManyRequests(_ wait: Duration, route: String, peer: SocketAddress?, logger: Logger, json asJSON: Bool) -> Response {
+    private static func tooManyRequests(_ wait: Duration, route: IntegrationRoute, peer: SocketAddress?, logger: Logger, json asJSON: Bool) -> Response {
         let seconds = max(1, Int(wait.components.seconds) + (wait.components.attoseconds > 0 ? 1 : 0))
-        logger.notice("rate limited", metadata: ["route": "\(route)", "peer": "\(clientKey(peer))", "retry_after_s": "\(seconds)"])
+        logger.notice("rate limited", metadata: ["route": "\(route.rawValue)", "peer": "\(clientKey(peer))", "retry_after_s": "\(seconds)"])
         var response = asJSON ? json(429, ["error": "too many requests; retry after \(seconds) s"]) : text(429, "too many requests\n")
         response.headers[.retryAfter] = String(seconds)
         return response

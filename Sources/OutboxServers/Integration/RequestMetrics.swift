@@ -7,19 +7,14 @@ import Metrics
 ///     flexcharge_outbox_serve_request_duration_seconds{route}      time to the response head, by route
 ///
 /// The labels are ones request text cannot multiply (this port faces the internet): `route` is one of ours,
-/// named before routing (`webhook`, `tokenize`, `healthz`, or `other` for every other path and method), and
+/// named before routing (an ``IntegrationRoute``, or `other` for every other path and method), and
 /// `status` a number from 100 to 599. Hummingbird's own MetricsMiddleware labels the request's method, which
 /// a client may make up without end, so it is not used here. (A request the HTTP parser refuses, such as
 /// one with a method it does not know, is answered 400 before any route and is not counted.)
 struct RequestMetrics<Context: RequestContext>: RouterMiddleware {
-    /// The route label of a request: a fixed set, whatever the path.
+    /// The route label of a request: ``IntegrationRoute``'s names, or `other`, whatever the path.
     static func route(method: HTTPRequest.Method, path: String) -> String {
-        switch (method, path) {
-        case (.post, "/webhooks/flexcharge"): "webhook"
-        case (.post, "/v1/tokenize"): "tokenize"
-        case (.get, "/healthz"): "healthz"
-        default: "other"
-        }
+        IntegrationRoute(method: method, path: path)?.rawValue ?? "other"
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
