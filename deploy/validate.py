@@ -58,7 +58,18 @@ def source_file(name: str) -> Path:
 
 
 HEALTH_SERVER = source_file("HealthServer.swift")
-INTEGRATION_SERVER = source_file("IntegrationServer.swift")
+INTEGRATION_ROUTE = source_file("IntegrationRoute.swift")
+
+def integration_routes(method: str | None = None) -> set[str]:
+    """The paths `serve` answers (IntegrationRoute.swift, their one home), of `method` ("get", "post") or all."""
+    text = read(INTEGRATION_ROUTE)
+    paths = dict(re.findall(r'case \.(\w+): "([^"]+)"', text))
+    methods: dict[str, str] = {}
+    for names, verb in re.findall(r'case ((?:\.\w+(?:, )?)+): \.(get|post)\b', text):
+        for name in re.findall(r'\.(\w+)', names):
+            methods[name] = verb
+    return {path for name, path in paths.items() if method is None or methods.get(name) == method}
+
 
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 CLUSTER_SCOPED_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass"}
@@ -378,7 +389,7 @@ def check_workloads(report: Report, manifests: dict[str, list[dict]], workloads:
     exposed = dockerfile.get("expose", set())
     image_uid = dockerfile.get("uid")
     routes = set(re.findall(r'router\.get\("([^"]+)"\)', read(HEALTH_SERVER)))
-    serve_routes = set(re.findall(r'router\.(?:get|post)\("([^"]+)"\)', read(INTEGRATION_SERVER)))
+    serve_routes = integration_routes("get")
 
     for file, doc in workloads:
         kind, name = doc.get("kind"), doc["metadata"]["name"]
@@ -515,7 +526,7 @@ def check_serve_container(report: Report, label: str, clabel: str, doc: dict, co
                  host not in {"127.0.0.1", "localhost", "::1"}, host)
     for probe_name in ("readinessProbe", "livenessProbe"):
         path = ((container.get(probe_name) or {}).get("httpGet") or {}).get("path")
-        report.check(f"{clabel} {probe_name} is a GET route of IntegrationServer.swift",
+        report.check(f"{clabel} {probe_name} is a GET route of IntegrationRoute.swift",
                      path is not None and path.lstrip("/") in routes, f"{path}; routes {sorted(routes)}")
     # /metrics is on --metrics-port (HealthServer.swift), never on the port the Ingress reaches.
     report.check(f"{clabel} /metrics is not a route of the internet-facing port", "metrics" not in routes,
@@ -563,7 +574,7 @@ def check_serve_network(report: Report, manifests: dict[str, list[dict]], worklo
     container = next(c for c in containers(deployment) if "serve" in (c.get("args") or []))
     args = [str(a) for a in container.get("args") or []]
     named_ports = {p.get("name"): p.get("containerPort") for p in container.get("ports") or []}
-    routes = set(re.findall(r'router\.(?:get|post)\("([^"]+)"\)', read(INTEGRATION_SERVER)))
+    routes = integration_routes()
 
     services = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "Service"}
     serve_services = [s for s in services.values()
@@ -602,7 +613,7 @@ def check_serve_network(report: Report, manifests: dict[str, list[dict]], worklo
                     ports = service["spec"].get("ports") or []
                     ok = any(p.get("name") == wanted.get("name") or p.get("port") == wanted.get("number") for p in ports)
                     report.check(f"{iname} backend port {wanted} is a port of Service/{backend.get('name')}", ok, "")
-                report.check(f"{iname} routes only the webhook route of IntegrationServer.swift",
+                report.check(f"{iname} routes only the webhook route of IntegrationRoute.swift",
                              str(path.get("path", "")).lstrip("/") == "webhooks/flexcharge" and "webhooks/flexcharge" in routes
                              and path.get("pathType") in {"Exact", "Prefix"},
                              f"{path.get('path')} ({path.get('pathType')}); /v1/tokenize must stay internal")

@@ -27,10 +27,7 @@ import TestSupport
             let sent = h.sandbox.sandbox.ledger().requests.filter { $0.route == "POST /evaluate" && $0.merchantOrderId == "L-1" }
             #expect(sent.count == 1, "sent once, never again")
             // The report counts it as FlexCharge does: evaluated and approved.
-            let report = try #require(try await h.session.query(
-                "SELECT sum(evaluated) AS evaluated, sum(approved) AS approved FROM flexcharge.daily_report WHERE merchant_id = 'm1'").first)
-            #expect(try report.decode("evaluated", as: Int.self) == 1)
-            #expect(try report.decode("approved", as: Int.self) == 1)
+            try await Self.expectReportCountsOneApprovedEvaluate(h)
         }
     }
 
@@ -85,10 +82,7 @@ import TestSupport
             #expect(actions == ["lease_expired", "lookup"], "\(actions)")
             let sent = h.sandbox.sandbox.ledger().requests.filter { $0.route == "POST /evaluate" && $0.merchantOrderId == "L-3" }
             #expect(sent.isEmpty, "never sent again")
-            let report = try #require(try await h.session.query(
-                "SELECT sum(evaluated) AS evaluated, sum(approved) AS approved FROM flexcharge.daily_report WHERE merchant_id = 'm1'").first)
-            #expect(try report.decode("evaluated", as: Int.self) == 1)
-            #expect(try report.decode("approved", as: Int.self) == 1)
+            try await Self.expectReportCountsOneApprovedEvaluate(h)
         }
     }
 
@@ -108,5 +102,13 @@ import TestSupport
             #expect(actions == ["lease_expired", "lookup"], "\(actions)")
             #expect(h.sandbox.sandbox.ledger().requests.filter { $0.route == "POST /evaluate" }.isEmpty)
         }
+    }
+
+    /// m1's daily report counts one evaluate, approved, as FlexCharge's ledger does.
+    private static func expectReportCountsOneApprovedEvaluate(_ h: WorkerHarness) async throws {
+        let report = try #require(try await h.session.query(
+            "SELECT sum(evaluated) AS evaluated, sum(approved) AS approved FROM flexcharge.daily_report WHERE merchant_id = 'm1'").first)
+        #expect(try report.decode("evaluated", as: Int.self) == 1)
+        #expect(try report.decode("approved", as: Int.self) == 1)
     }
 }
