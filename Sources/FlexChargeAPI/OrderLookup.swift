@@ -128,7 +128,8 @@ public enum OrderLookup {
 
 extension FlexChargeClient {
     /// Finds the order an ambiguous call may have created: the guesses of ``OrderLookup``, in order, until one
-    /// settles it. Throws the ``FlexChargeError`` of a failed `GET /orders` (the caller retries the lookup).
+    /// settles it. Throws the ``FlexChargeError`` of a failed `GET /orders`, once ``ReadRetry`` gave up on it (the
+    /// caller retries the lookup).
     public func findOrder(_ identity: OrderIdentity, credentials: MerchantCredentials) async throws -> OrderLookupResult {
         let names = [identity.firstName, identity.lastName].compactMap { $0 }.joined(separator: " ")
         for text in [identity.merchantOrderId, names] where !text.isEmpty {
@@ -147,10 +148,12 @@ extension FlexChargeClient {
         var orders: [Order] = []
         var seen: Set<String> = []
         for page in 1...OrderLookup.maximumPages {
-            let answer = try await self.orders(
-                query: OrdersQuery(from: from, mid: credentials.mid, pageSize: OrderLookup.pageSize, pageNumber: page,
-                                   query: query, orderBy: "createdOn", sort: "asc"),
-                credentials: credentials).body
+            let answer = try await ReadRetry.run {
+                try await self.orders(
+                    query: OrdersQuery(from: from, mid: credentials.mid, pageSize: OrderLookup.pageSize, pageNumber: page,
+                                       query: query, orderBy: "createdOn", sort: "asc"),
+                    credentials: credentials).body
+            }
             for order in answer.items where seen.insert(order.id).inserted { orders.append(order) }
             // Without hasNextPage or pageCount, pages are read until an empty one.
             let more = answer.hasNextPage ?? answer.pageCount.map { page < $0 } ?? !answer.items.isEmpty

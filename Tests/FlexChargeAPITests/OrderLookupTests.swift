@@ -44,6 +44,30 @@ import Testing
         }
     }
 
+    /// A read that fails in a way another try may not (a 5xx here) is tried again within the lookup, up to
+    /// ``ReadRetry/tries`` times: one flaky page no longer fails the whole lookup. A 429 is not tried again.
+    @Test func aFailedReadIsTriedAgainWithinTheLookupButNotA429() async throws {
+        try await SandboxHarness.with { h in
+            let mine = try await h.client.evaluate(h.evaluateRequest(orderId: "F-1"), credentials: h.credentials)
+            h.sandbox.setFaults([FaultRule(route: "GET /orders", kind: .status, status: 502, count: ReadRetry.tries - 1)])
+            let found = try await h.client.findOrder(Self.identity(h, orderId: "F-1"), credentials: h.credentials)
+            guard case .found(let order) = found else { Issue.record("not found: \(found)"); return }
+            #expect(order.id == mine.body.orderId)
+            #expect(Self.lookups(h).count == ReadRetry.tries)
+
+            h.sandbox.setFaults([FaultRule(route: "GET /orders", kind: .status, status: 502, count: ReadRetry.tries)])
+            await #expect(throws: FlexChargeError.self) { try await h.client.findOrder(Self.identity(h, orderId: "F-1"), credentials: h.credentials) }
+            #expect(Self.lookups(h).count == 2 * ReadRetry.tries, "gave up after \(ReadRetry.tries) tries")
+
+            h.sandbox.setFaults([FaultRule(route: "GET /orders", kind: .rateLimit, retryAfterSeconds: 1, count: 1)])
+            let limited = await #expect(throws: FlexChargeError.self) {
+                try await h.client.findOrder(Self.identity(h, orderId: "F-1"), credentials: h.credentials)
+            }
+            #expect(limited?.httpStatus == 429)
+            #expect(Self.lookups(h).count == 2 * ReadRetry.tries + 1, "a 429 is not tried again")
+        }
+    }
+
     /// FlexCharge's own reference numbers: the order id is never matched, and an order with the request's amount and
     /// payer under another reference leaves it unresolved (never "not found", which would send again).
     @Test(arguments: OrderSearch.allCases)

@@ -175,7 +175,7 @@ struct EventDelivery: Sendable {
             let order: Order?
             if event.kind != .externalCancel, let orderSessionKey {
                 do {
-                    order = try await client.order(id: orderSessionKey, credentials: credentials).body
+                    order = try await ReadRetry.run { try await client.order(id: orderSessionKey, credentials: credentials).body }
                 } catch let error as FlexChargeError where error.httpStatus == 404 {
                     order = nil
                 }
