@@ -131,7 +131,8 @@ import TestSupport
             h.sandbox.sandbox.setFaults(Self.outage)
             let started = ContinuousClock.now
             let during = try await h.runWorker(Self.compressed(h, breaker: false)) { () async throws -> Figures in
-                try await h.waitUntilSettled(timeout: .seconds(20))
+                // About 20 s here alone (18 s before lookups tried a failed read again): the backoff's, not a bound.
+                try await h.waitUntilSettled(timeout: .seconds(45))
                 return try await Self.figures(h, merchants: ["shop-a"])
             }
             let elapsed = ContinuousClock.now - started
