@@ -18,16 +18,8 @@ import TestSupport
             let id = try await h.insert("evaluate", order: "L-1", payload: h.approvedCITEvaluate(order: "L-1"))
             try await h.runWorker(h.configuration(maxAttempts: 1)) { try await h.waitUntilSettled() }
 
-            let row = try await h.event(id)
-            let lastError = try row.decode("last_error", as: String?.self) ?? ""
-            #expect(try row.decode("state", as: String.self) == "succeeded", "\(lastError)")
-            #expect(try row.decode("decision", as: String?.self) == "APPROVED")
-            let actions = try await h.attempts(id).map { try $0.decode("action", as: String.self) }
-            #expect(actions == ["send", "lookup"], "\(actions)")
-            let sent = h.sandbox.sandbox.ledger().requests.filter { $0.route == "POST /evaluate" && $0.merchantOrderId == "L-1" }
-            #expect(sent.count == 1, "sent once, never again")
-            // The report counts it as FlexCharge does: evaluated and approved.
-            try await Self.expectReportCountsOneApprovedEvaluate(h)
+            // Approved through one lookup, sent once, never again, and counted by the report as FlexCharge counts it.
+            try await Self.expectApprovedByOneLookup(h, id, order: "L-1", actions: ["send", "lookup"], sends: 1)
         }
     }
 
@@ -74,15 +66,7 @@ import TestSupport
                 decision: "APPROVED", charged: true))
             try await h.runWorker(h.configuration(maxAttempts: 1)) { try await h.waitUntilSettled() }
 
-            let row = try await h.event(id)
-            let lastError = try row.decode("last_error", as: String?.self) ?? ""
-            #expect(try row.decode("state", as: String.self) == "succeeded", "\(lastError)")
-            #expect(try row.decode("decision", as: String?.self) == "APPROVED")
-            let actions = try await h.attempts(id).map { try $0.decode("action", as: String.self) }
-            #expect(actions == ["lease_expired", "lookup"], "\(actions)")
-            let sent = h.sandbox.sandbox.ledger().requests.filter { $0.route == "POST /evaluate" && $0.merchantOrderId == "L-3" }
-            #expect(sent.isEmpty, "never sent again")
-            try await Self.expectReportCountsOneApprovedEvaluate(h)
+            try await Self.expectApprovedByOneLookup(h, id, order: "L-3", actions: ["lease_expired", "lookup"], sends: 0)
         }
     }
 
@@ -104,8 +88,19 @@ import TestSupport
         }
     }
 
-    /// m1's daily report counts one evaluate, approved, as FlexCharge's ledger does.
-    private static func expectReportCountsOneApprovedEvaluate(_ h: WorkerHarness) async throws {
+    /// The evaluate `id` of `order` ended APPROVED with these ledger `actions`, FlexCharge was sent it `sends` times
+    /// in all, and m1's daily report counts one evaluate, approved, as FlexCharge's ledger does.
+    private static func expectApprovedByOneLookup(
+        _ h: WorkerHarness, _ id: Int64, order: String, actions expected: [String], sends: Int
+    ) async throws {
+        let row = try await h.event(id)
+        let lastError = try row.decode("last_error", as: String?.self) ?? ""
+        #expect(try row.decode("state", as: String.self) == "succeeded", "\(lastError)")
+        #expect(try row.decode("decision", as: String?.self) == "APPROVED")
+        let actions = try await h.attempts(id).map { try $0.decode("action", as: String.self) }
+        #expect(actions == expected, "\(actions)")
+        let sent = h.sandbox.sandbox.ledger().requests.filter { $0.route == "POST /evaluate" && $0.merchantOrderId == order }
+        #expect(sent.count == sends, "never sent again")
         let report = try #require(try await h.session.query(
             "SELECT sum(evaluated) AS evaluated, sum(approved) AS approved FROM flexcharge.daily_report WHERE merchant_id = 'm1'").first)
         #expect(try report.decode("evaluated", as: Int.self) == 1)
