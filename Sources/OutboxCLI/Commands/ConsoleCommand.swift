@@ -120,14 +120,7 @@ struct ConsoleCommand: AsyncParsableCommand {
             let hasKey = ["FLEXCHARGE_CREDENTIALS_KEY", "FLEXCHARGE_CREDENTIALS_KEY_FILE", "FLEXCHARGE_CREDENTIALS_KEYS",
                           "FLEXCHARGE_CREDENTIALS_KEYS_FILE"].contains { environment[$0] != nil }
             let sealer = hasKey ? try ProcessSetup.credentialSealer() : nil
-            let probe = try await database.connect(name: "console-check")
-            do {
-                try await ConsoleCommand.requireConsoleRole(probe)
-            } catch {
-                await probe.close()
-                throw error
-            }
-            await probe.close()
+            try await database.withSession { try await ConsoleCommand.requireConsoleRole($0) }
             let pool = PGPool(configuration: database.configuration, size: databaseConnections, name: "console", leaseTimeout: .seconds(10))
             let services = ConsoleServices(
                 pool: pool, retryPolicy: RetryPolicy(idempotencyWindow: window.idempotencyWindow), sealer: sealer, logger: logger)
@@ -284,10 +277,7 @@ struct ConsoleCommand: AsyncParsableCommand {
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
-            let accounts = try await database.withSession { session in
-                try await ConsoleCommand.requireConsoleRole(session)
-                return try await ConsoleAccounts(session: session, actor: "").list()
-            }
+            let accounts = try await ConsoleCommand.accounts(database, actor: "") { try await $0.list() }
             print(TextTable(
                 headers: ["NAME", "ROLE", "PASSWORD", "TOTP", "STATE"],
                 rows: accounts.map { [$0.name, $0.role.rawValue, $0.hasPassword ? "set" : "sso only", $0.hasTOTP ? "enrolled" : "-",
@@ -327,9 +317,14 @@ struct ConsoleCommand: AsyncParsableCommand {
 
     /// Runs `body` with the account store on one session, as `actor`; a refused change is one line, status 2.
     static func accounts<T>(_ database: DatabaseOptions, _ actor: ActorOption, _ body: (ConsoleAccounts) async throws -> T) async throws -> T {
+        try await accounts(database, actor: actor.name, body)
+    }
+
+    /// The same, as the actor named `actor`, after ``requireConsoleRole(_:)``.
+    static func accounts<T>(_ database: DatabaseOptions, actor: String, _ body: (ConsoleAccounts) async throws -> T) async throws -> T {
         try await database.withSession { session in
             try await requireConsoleRole(session)
-            return try await accountCall { try await body(ConsoleAccounts(session: session, actor: actor.name)) }
+            return try await accountCall { try await body(ConsoleAccounts(session: session, actor: actor)) }
         }
     }
 
@@ -337,7 +332,7 @@ struct ConsoleCommand: AsyncParsableCommand {
     /// user store belongs to flexcharge_console alone (migrations/0037).
     static func requireConsoleRole(_ session: PGSession) async throws {
         let allowed = try await session.query(
-            "SELECT has_table_privilege('flexcharge.console_accounts', 'SELECT, UPDATE') AS allowed").first?.decode("allowed", as: Bool.self)
+            "SELECT has_table_privilege('flexcharge.console_accounts', 'SELECT') AS allowed").first?.decode("allowed", as: Bool.self)
         guard allowed == true else {
             throw CLIFailure.failed(
                 "this login may not use the console's accounts: run the console with a login in the flexcharge_console role "

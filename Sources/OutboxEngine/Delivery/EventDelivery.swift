@@ -309,13 +309,13 @@ struct EventDelivery: Sendable {
         // Money rule: after a call that may have reached FlexCharge, ask what happened before giving up. A lookup
         // sends nothing, so a few go past the attempt limit (RetryPolicy.lookupsPastTheLimit); the event is never
         // sent again past it (the lookups' "not there, send again" ends it dead instead).
-        let asksFirst = ambiguous && event.kind.isLookedUpAfterAmbiguity
-            && configuration.retryPolicy.mayLookUp(afterAttempt: event.attempt)
-        if configuration.retryPolicy.isExhausted(afterAttempt: event.attempt) && !asksFirst {
+        let looksUpNext = ambiguous && event.kind.isLookedUpAfterAmbiguity
+        if configuration.retryPolicy.isExhausted(afterAttempt: event.attempt)
+            && !(looksUpNext && configuration.retryPolicy.mayLookUp(afterAttempt: event.attempt)) {
             return completion.finished(.dead, class: failureClass, error: "\(error) (attempts exhausted)", httpStatus: httpStatus)
         }
         var delay = configuration.retryPolicy.delay(afterAttempt: event.attempt, retryAfter: retryAfter)
-        let next: ClaimedEvent.NextAction = (ambiguous && event.kind.isLookedUpAfterAmbiguity) ? .lookup : .send
+        let next: ClaimedEvent.NextAction = looksUpNext ? .lookup : .send
         if next == .lookup && !event.kind.carriesIdempotencyKey {
             delay = max(delay, configuration.refundSettleTime)  // let a refund still in flight land first
         }

@@ -1,4 +1,5 @@
 import Hummingbird
+import OutboxEngine
 import Metrics
 
 /// Counts `serve`'s requests and times them, for Prometheus (the `--metrics-port`):
@@ -32,9 +33,9 @@ struct RequestMetrics<Context: RequestContext>: RouterMiddleware {
 
     private func record(_ route: String, status: Int, since started: ContinuousClock.Instant) {
         let status = (100...599).contains(status) ? status : 500
-        Counter(label: "flexcharge_outbox_serve_requests_total", dimensions: [("route", route), ("status", String(status))]).increment()
+        MetricHandles.counter("flexcharge_outbox_serve_requests_total", [("route", route), ("status", String(status))]).increment()
         let elapsed = ContinuousClock.now - started
-        Timer(label: "flexcharge_outbox_serve_request_duration_seconds", dimensions: [("route", route)]).recordNanoseconds(
+        MetricHandles.timer("flexcharge_outbox_serve_request_duration_seconds", [("route", route)]).recordNanoseconds(
             elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
     }
 }
