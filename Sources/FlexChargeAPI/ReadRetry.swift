@@ -19,6 +19,10 @@ public enum ReadRetry {
 
     /// Runs `read`, trying it again as described above; throws the last failure.
     public static func run<T>(_ read: () async throws -> T) async throws -> T {
+        try await run(budget: budget, read)
+    }
+
+    static func run<T>(budget: Duration, _ read: () async throws -> T) async throws -> T {
         let started = ContinuousClock.now
         var tried = 1
         while true {
